@@ -1,0 +1,378 @@
+"""Brain-MRI and PlantVillage: archives of images in one sub-folder per class.
+
+Which public versions the defaults point to, and why:
+
+- ``brain-mri``: the Kaggle "Brain Tumor MRI Dataset" by Masoud Nickparvar
+  (https://www.kaggle.com/datasets/masoudnickparvar/brain-tumor-mri-dataset), the most used public
+  4-class tumour set (glioma, meningioma, notumor, pituitary; 7,023 images). Its zip holds
+  ``Training/<class>/`` and ``Testing/<class>/``, so the default ``layout: split_folders`` keeps the
+  authors' own split. Kaggle downloads need a login, so there is no default URL: download the zip
+  yourself (``kaggle datasets download -d masoudnickparvar/brain-tumor-mri-dataset``) and put it at
+  the path the error message names (``<raw_dir>/../manual/brain-mri/brain-tumor-mri-dataset.zip``
+  unless ``archive`` says otherwise).
+- ``plantvillage``: the 38-class "color" release in the spMohanty/PlantVillage-Dataset GitHub
+  repository (``raw/color/<class>/``, 54,305 images; Mohanty et al. 2016), the original public release
+  rather than one of the many re-uploads. The URL is GitHub's zip of a pinned commit that still has
+  ``raw/`` (later commits moved the data to the Hugging Face mirror ``mohanty/PlantVillage``); the zip
+  also carries the grayscale and segmented copies, so it is several GB.
+
+No default checksum is known for either (Kaggle versions and GitHub-generated zips are not published
+with hashes), so ``sha256`` defaults to ``null`` and ``fetch`` refuses to go on until you set it, or set
+``allow_unverified: true`` to accept a file once; the refusal message prints the sha256 of a file it
+finds locally so it can be pinned. An unverified download is never trusted silently.
+
+Images are decoded with Pillow, converted to RGB and resized to ``resolution``×``resolution`` (default
+64) with bilinear resampling, ignoring aspect ratio. 64 keeps the full sets in memory (PlantVillage:
+54,305×3×64×64 bytes ≈ 0.67 GB) and keeps federated training of the paper's CNNs within a CPU-only
+budget; 128 or 224 is one config value away. Class names are the sorted folder names, files are read in
+sorted order, and a split is a seeded stratified one, so the same archive gives the same arrays.
+
+Config keys: ``url`` (one URL or a list, tried in order), ``filename`` (name of the downloaded archive
+under ``raw_dir``), ``archive`` (a hand-downloaded archive to use), ``sha256``, ``allow_unverified``,
+``root`` (folder inside the archive holding the class folders), ``layout`` (``split_folders`` with
+``train_folder``/``test_folder``, or ``single_folder`` split by ``test_size`` fraction and
+``split_seed``), ``classes`` (expected class names, or ``null`` to accept what is found),
+``resolution``, ``train_limit``/``test_limit``/``limit_seed``, ``manual_dir``, ``timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from equitable_fl import io
+from equitable_fl.data.archive import safe_extract
+from equitable_fl.data.download import FetchError, RawDataError, download, file_digests, manual_dir
+from equitable_fl.data.prepared import PreparedDataset, stratified_split
+from equitable_fl.data.torchvision_sets import subsample
+
+log = logging.getLogger(__name__)
+
+NAMES = ("brain-mri", "plantvillage")
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+EXTRACTED = "extracted"
+MARKER = "extracted.json"
+
+PLANTVILLAGE_COMMIT = "40789680ba2e6382608dba47b397688fcbd0d04a"
+PLANTVILLAGE_CLASSES = (
+    "Apple___Apple_scab",
+    "Apple___Black_rot",
+    "Apple___Cedar_apple_rust",
+    "Apple___healthy",
+    "Blueberry___healthy",
+    "Cherry_(including_sour)___Powdery_mildew",
+    "Cherry_(including_sour)___healthy",
+    "Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot",
+    "Corn_(maize)___Common_rust_",
+    "Corn_(maize)___Northern_Leaf_Blight",
+    "Corn_(maize)___healthy",
+    "Grape___Black_rot",
+    "Grape___Esca_(Black_Measles)",
+    "Grape___Leaf_blight_(Isariopsis_Leaf_Spot)",
+    "Grape___healthy",
+    "Orange___Haunglongbing_(Citrus_greening)",
+    "Peach___Bacterial_spot",
+    "Peach___healthy",
+    "Pepper,_bell___Bacterial_spot",
+    "Pepper,_bell___healthy",
+    "Potato___Early_blight",
+    "Potato___Late_blight",
+    "Potato___healthy",
+    "Raspberry___healthy",
+    "Soybean___healthy",
+    "Squash___Powdery_mildew",
+    "Strawberry___Leaf_scorch",
+    "Strawberry___healthy",
+    "Tomato___Bacterial_spot",
+    "Tomato___Early_blight",
+    "Tomato___Late_blight",
+    "Tomato___Leaf_Mold",
+    "Tomato___Septoria_leaf_spot",
+    "Tomato___Spider_mites Two-spotted_spider_mite",
+    "Tomato___Target_Spot",
+    "Tomato___Tomato_Yellow_Leaf_Curl_Virus",
+    "Tomato___Tomato_mosaic_virus",
+    "Tomato___healthy",
+)
+
+_COMMON: dict[str, Any] = {
+    "archive": None,
+    "sha256": None,
+    "allow_unverified": False,
+    "resolution": 64,
+    "test_size": 0.2,
+    "split_seed": 0,
+    "train_limit": None,
+    "test_limit": None,
+    "limit_seed": 0,
+    "manual_dir": None,
+    "timeout": 30.0,
+}
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "brain-mri": {
+        **_COMMON,
+        "url": [],
+        "filename": "brain-tumor-mri-dataset.zip",
+        "root": "",
+        "layout": "split_folders",
+        "train_folder": "Training",
+        "test_folder": "Testing",
+        "classes": ["glioma", "meningioma", "notumor", "pituitary"],
+    },
+    "plantvillage": {
+        **_COMMON,
+        "url": [f"https://github.com/spMohanty/PlantVillage-Dataset/archive/{PLANTVILLAGE_COMMIT}.zip"],
+        "filename": f"PlantVillage-Dataset-{PLANTVILLAGE_COMMIT}.zip",
+        "root": f"PlantVillage-Dataset-{PLANTVILLAGE_COMMIT}/raw/color",
+        "layout": "single_folder",
+        "train_folder": None,
+        "test_folder": None,
+        "classes": list(PLANTVILLAGE_CLASSES),
+    },
+}
+
+# Where a person finds the archive when it cannot be downloaded unattended.
+_SOURCE_PAGES = {
+    "brain-mri": (
+        "https://www.kaggle.com/datasets/masoudnickparvar/brain-tumor-mri-dataset (Kaggle needs a login; "
+        "or run `kaggle datasets download -d masoudnickparvar/brain-tumor-mri-dataset`)"
+    ),
+    "plantvillage": "https://github.com/spMohanty/PlantVillage-Dataset (Code > Download ZIP)",
+}
+
+
+class UnverifiedSourceError(FetchError):
+    """No checksum is configured for an archive and unverified use was not allowed explicitly."""
+
+
+def options(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Defaults of ``name`` overlaid with ``cfg``, with ``url`` always a list."""
+    if name not in DEFAULTS:
+        raise ValueError(f"unknown image-folder dataset {name!r}; known: {', '.join(NAMES)}")
+    opts = {**DEFAULTS[name], **cfg}
+    url = opts["url"]
+    opts["url"] = [] if url is None else [url] if isinstance(url, str) else [str(u) for u in url]
+    if opts["layout"] not in ("split_folders", "single_folder"):
+        raise ValueError(
+            f"dataset {name!r}: layout must be 'split_folders' or 'single_folder', got {opts['layout']!r}"
+        )
+    if int(opts["resolution"]) <= 0:
+        raise ValueError(f"dataset {name!r}: resolution must be positive, got {opts['resolution']}")
+    return opts
+
+
+def _manual_archive(name: str, opts: dict[str, Any], raw_dir: Path) -> Path:
+    if opts["archive"]:
+        return Path(str(opts["archive"]))
+    return manual_dir(opts, name, raw_dir) / str(opts["filename"])
+
+
+def fetch(name: str, cfg: dict[str, Any], raw_dir: Path) -> None:
+    """Download (or pick up) the archive, verify it, and safely extract it to ``<raw_dir>/extracted``."""
+    opts = options(name, cfg)
+    raw_dir = Path(raw_dir)
+    dest = raw_dir / str(opts["filename"])
+    manual = _manual_archive(name, opts, raw_dir)
+    sha256 = str(opts["sha256"]).lower() if opts["sha256"] else None
+    if sha256 is None and not opts["allow_unverified"]:
+        _refuse_unverified(name, opts, dest, manual)
+    try:
+        archive = download(
+            opts["url"],
+            dest,
+            sha256=sha256,
+            dataset=name,
+            manual_path=manual,
+            timeout=float(opts["timeout"]),
+            allow_unverified=sha256 is None,
+        )
+    except FetchError as exc:
+        raise FetchError(
+            f"{exc}\nDownload it yourself from {_SOURCE_PAGES[name]} and put it at {manual}.",
+            dataset=name,
+            attempts=exc.attempts,
+            manual_path=manual,
+        ) from exc
+    digest = sha256 or file_digests(archive)["sha256"]
+    if sha256 is None:
+        log.warning("%s: using UNVERIFIED %s (sha256 %s); set sha256 to pin it", name, archive, digest)
+    marker = raw_dir / MARKER
+    extracted = raw_dir / EXTRACTED
+    record = {"archive": archive.name, "sha256": digest, "verified": sha256 is not None}
+    if extracted.is_dir() and marker.is_file() and io.read_json(marker) == record:
+        return
+    marker.unlink(missing_ok=True)
+    if extracted.exists():
+        shutil.rmtree(extracted)
+    safe_extract(archive, extracted)
+    io.write_json(marker, record)
+
+
+def _refuse_unverified(name: str, opts: dict[str, Any], dest: Path, manual: Path) -> None:
+    lines = [
+        f"dataset {name!r}: no sha256 is configured for {opts['filename']}, so a download cannot be verified."
+    ]
+    local = next((p for p in (dest, manual) if p.is_file()), None)
+    if local is not None:
+        digest = file_digests(local)["sha256"]
+        lines.append(f"The file at {local} has sha256 {digest}; if you trust it, set `sha256: {digest}`.")
+    else:
+        if not opts["url"]:
+            lines.append(f"Download it yourself from {_SOURCE_PAGES[name]} and put it at {manual}.")
+        lines.append(
+            f"Set `sha256:` for {name} in the config to the archive's sha256 (put a hand-downloaded copy at "
+            f"{manual} and rerun to see its hash), or set `allow_unverified: true` to accept it unverified."
+        )
+    raise UnverifiedSourceError("\n".join(lines), dataset=name, attempts=[], manual_path=manual)
+
+
+def prepare(name: str, cfg: dict[str, Any], raw_dir: Path | None) -> PreparedDataset:
+    """Read the extracted class folders into a :class:`PreparedDataset` (uint8 3×R×R, int64 labels)."""
+    opts = options(name, cfg)
+    if raw_dir is None:
+        raise ValueError(f"dataset {name!r} is prepared from fetched files: a raw_dir is required")
+    raw_dir = Path(raw_dir)
+    base = _base_folder(name, opts, raw_dir)
+    if opts["layout"] == "split_folders":
+        train_dir, test_dir = base / str(opts["train_folder"]), base / str(opts["test_folder"])
+        train_classes, test_classes = _class_folders(train_dir), _class_folders(test_dir)
+        if train_classes != test_classes:
+            raise RawDataError(
+                f"dataset {name!r}: class folders differ between {train_dir} {train_classes} "
+                f"and {test_dir} {test_classes}"
+            )
+        classes = _check_classes(name, opts, train_classes, train_dir)
+        train_files, train_labels = _list_images(train_dir, classes)
+        test_files, test_labels = _list_images(test_dir, classes)
+    else:
+        classes = _check_classes(name, opts, _class_folders(base), base)
+        files, labels = _list_images(base, classes)
+        n_test = round(float(opts["test_size"]) * len(files))
+        if not 0 < n_test < len(files):
+            raise ValueError(
+                f"dataset {name!r}: test_size {opts['test_size']} of {len(files)} images "
+                "leaves an empty split"
+            )
+        train_idx, test_idx = stratified_split(labels, n_test, int(opts["split_seed"]))
+        train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+        train_files, train_labels = [files[i] for i in train_idx], labels[train_idx]
+        test_files, test_labels = [files[i] for i in test_idx], labels[test_idx]
+
+    seed, res = int(opts["limit_seed"]), int(opts["resolution"])
+    keep_train = subsample(train_labels, opts["train_limit"], seed)
+    keep_test = subsample(test_labels, opts["test_limit"], seed)
+    marker = raw_dir / MARKER
+    return PreparedDataset(
+        name=name,
+        x_train=_load_images([train_files[i] for i in keep_train], res),
+        y_train=train_labels[keep_train],
+        x_test=_load_images([test_files[i] for i in keep_test], res),
+        y_test=test_labels[keep_test],
+        class_names=tuple(classes),
+        source={
+            "archive": io.read_json(marker) if marker.is_file() else None,
+            "url": opts["url"],
+            "root": opts["root"],
+            "layout": opts["layout"],
+            "resolution": res,
+            "resample": "bilinear",
+            "test_size": opts["test_size"] if opts["layout"] == "single_folder" else None,
+            "split_seed": int(opts["split_seed"]),
+            "full_train_size": len(train_files),
+            "full_test_size": len(test_files),
+            "train_limit": opts["train_limit"],
+            "test_limit": opts["test_limit"],
+            "limit_seed": seed,
+        },
+    )
+
+
+def _base_folder(name: str, opts: dict[str, Any], raw_dir: Path) -> Path:
+    extracted = raw_dir / EXTRACTED
+    base = extracted / str(opts["root"] or "")
+    if not base.is_dir():
+        found = sorted(p.name for p in extracted.iterdir()) if extracted.is_dir() else []
+        raise RawDataError(
+            f"dataset {name!r}: folder {base} does not exist (root={opts['root']!r}); "
+            f"{extracted} holds {found or 'nothing'}: run the fetch step, or set `root` to the folder "
+            "that holds one sub-folder per class"
+        )
+    return base
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".") and path.name != "__MACOSX"
+
+
+def _class_folders(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        raise RawDataError(f"class folder root {folder} does not exist")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and _visible(p))
+    if not classes:
+        raise RawDataError(f"{folder} has no class sub-folders")
+    return classes
+
+
+def _check_classes(name: str, opts: dict[str, Any], found: list[str], folder: Path) -> list[str]:
+    expected = opts["classes"]
+    if expected is not None and set(expected) != set(found):
+        missing = sorted(set(expected) - set(found))
+        extra = sorted(set(found) - set(expected))
+        raise RawDataError(
+            f"dataset {name!r}: class folders in {folder} do not match the configured classes: "
+            f"missing {missing}, unexpected {extra} (set `classes: null` to accept the folders as they are)"
+        )
+    return found
+
+
+def _list_images(folder: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]:
+    """Image files per class in sorted relative-path order, and their labels."""
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, cls in enumerate(classes):
+        class_dir = folder / cls
+        if not class_dir.is_dir():
+            raise RawDataError(f"class folder {class_dir} is missing")
+        found = sorted(
+            (
+                p
+                for p in class_dir.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES
+                and all(_visible(Path(part)) for part in p.relative_to(class_dir).parts)
+            ),
+            key=lambda p: p.relative_to(class_dir).as_posix(),
+        )
+        if not found:
+            raise RawDataError(
+                f"class folder {class_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
+        files += found
+        labels += [label] * len(found)
+    return files, np.asarray(labels, dtype=np.int64)
+
+
+def _load_images(files: list[Path], resolution: int) -> np.ndarray:
+    out = np.empty((len(files), 3, resolution, resolution), dtype=np.uint8)
+    for i, path in enumerate(files):
+        out[i] = load_image(path, resolution)
+    return out
+
+
+def load_image(path: Path, resolution: int) -> np.ndarray:
+    """One image as uint8 3×R×R: RGB, resized with bilinear resampling; errors name the file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+            if rgb.size != (resolution, resolution):
+                rgb = rgb.resize((resolution, resolution), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise RawDataError(f"cannot read image {path}: {exc}") from exc

@@ -1,0 +1,82 @@
+"""A model's identity (architecture, options, input shape, classes) and its measured costs.
+
+The init step writes a model card (``model.json``) with this spec; later steps rebuild the same
+network from it, so phases never need the dataset config to know the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from equitable_fl import cost, sparse_codec
+from equitable_fl.eligibility import ModelCost
+from equitable_fl.models import architecture_options, build_model, init_model, prunable_names
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    arch: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(
+        cls, model_cfg: Mapping[str, Any], input_shape: tuple[int, int, int], num_classes: int
+    ) -> ModelSpec:
+        cfg = dict(model_cfg)
+        arch = cfg.pop("arch")
+        return cls(
+            arch, tuple(int(v) for v in input_shape), int(num_classes), architecture_options(arch, cfg)
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelSpec:
+        return cls(d["arch"], tuple(d["input_shape"]), int(d["num_classes"]), dict(d["options"]))
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+    def build(self) -> nn.Module:
+        return build_model(self.arch, self.input_shape, self.num_classes, self.options)
+
+    def init(self, seed: int) -> nn.Module:
+        return init_model(self.arch, self.input_shape, self.num_classes, seed, self.options)
+
+    def prunable(self, model: nn.Module, prune_output: bool = True) -> list[str]:
+        return prunable_names(model, include_output=prune_output)
+
+
+def measure_cost(
+    model: nn.Module, spec: ModelSpec, state: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]
+) -> tuple[ModelCost, dict[str, Any]]:
+    """The eligibility cost of ``state`` under ``mask`` and a size/FLOPs summary for the metrics."""
+    layers = cost.layer_costs(model, spec.input_shape)
+    payload = sparse_codec.encoded_size(state, mask)
+    flops = cost.train_flops(layers, mask)
+    dense_flops = cost.train_flops(layers, None)
+    kept_params = sum(int(mask[n].sum()) if n in mask else t.numel() for n, t in state.items())
+    prunable_total = sum(m.numel() for m in mask.values())
+    prunable_kept = sum(int(m.sum()) for m in mask.values())
+    total = cost.parameter_count(state)
+    summary = {
+        "params_total": total,
+        "params_kept": kept_params,
+        "prunable_total": prunable_total,
+        "prunable_kept": prunable_kept,
+        "sparsity": 1.0 - prunable_kept / prunable_total if prunable_total else 0.0,
+        "dense_bytes": cost.dense_bytes(state),
+        "encoded_bytes": payload,
+        "size_reduction_pct": 100.0 * (1.0 - payload / cost.dense_bytes(state)),
+        "train_flops_per_sample": flops,
+        "dense_train_flops_per_sample": dense_flops,
+        "flop_speedup": dense_flops / flops if flops else float("inf"),
+    }
+    return ModelCost(payload, flops, 2.0 * payload), summary

@@ -1,0 +1,108 @@
+"""Lottery-ticket pruning between phases: magnitude pruning strategies and rewinding.
+
+Strategies live in a registry (name → function) so that new ones plug in from the config. Each takes
+the trained weights and the current mask and removes ``rate`` of the *surviving* weights of every
+prunable tensor (layer-wise) or of all of them pooled (global); the output layer is pruned at its own
+rate (``rate × output_rate_factor``, 0 leaves it dense). Ties are broken by position, so the same
+weights always give the same mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from equitable_fl.mask import Mask
+from equitable_fl.models import OUTPUT_LAYER
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    rate: float
+    output_rate_factor: float = 0.5
+    output_layer: str = OUTPUT_LAYER
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate < 1.0:
+            raise ValueError(f"pruning rate must be in [0, 1), got {self.rate}")
+        if not 0.0 <= self.output_rate_factor <= 1.0 / max(self.rate, 1e-12):
+            raise ValueError(
+                f"output_rate_factor {self.output_rate_factor} must be >= 0 and keep the rate < 1"
+            )
+
+    def rate_for(self, name: str) -> float:
+        return self.rate * self.output_rate_factor if name == self.output_layer else self.rate
+
+
+Strategy = Callable[[Mapping[str, torch.Tensor], Mask, PruneSettings], Mask]
+STRATEGIES: dict[str, Strategy] = {}
+
+
+def register(name: str) -> Callable[[Strategy], Strategy]:
+    def deco(fn: Strategy) -> Strategy:
+        STRATEGIES[name] = fn
+        return fn
+
+    return deco
+
+
+def _drop_smallest(scores: torch.Tensor, keep: torch.Tensor, rate: float) -> torch.Tensor:
+    """Return ``keep`` with round(rate × survivors) of the smallest-score survivors removed."""
+    flat_keep = keep.flatten()
+    n_drop = round(rate * int(flat_keep.sum()))
+    if n_drop == 0:
+        return keep.clone()
+    masked = torch.where(flat_keep, scores.flatten(), torch.full_like(scores.flatten(), float("inf")))
+    order = torch.argsort(masked, stable=True)
+    new_keep = flat_keep.clone()
+    new_keep[order[:n_drop]] = False
+    return new_keep.view_as(keep)
+
+
+@register("layerwise")
+def prune_layerwise(weights: Mapping[str, torch.Tensor], mask: Mask, settings: PruneSettings) -> Mask:
+    return Mask(
+        {
+            name: _drop_smallest(weights[name].abs().float(), keep, settings.rate_for(name))
+            for name, keep in mask.items()
+        }
+    )
+
+
+@register("global")
+def prune_global(weights: Mapping[str, torch.Tensor], mask: Mask, settings: PruneSettings) -> Mask:
+    """Pool all prunable weights but the output layer and remove the smallest ``rate`` of survivors."""
+    pooled = [n for n in mask if n != settings.output_layer]
+    scores = torch.cat([weights[n].abs().float().flatten() for n in pooled])
+    keep = torch.cat([mask[n].flatten() for n in pooled])
+    new_keep = _drop_smallest(scores, keep, settings.rate)
+    out: dict[str, torch.Tensor] = {}
+    offset = 0
+    for n in pooled:
+        size = mask[n].numel()
+        out[n] = new_keep[offset : offset + size].view_as(mask[n])
+        offset += size
+    if settings.output_layer in mask:
+        out[settings.output_layer] = _drop_smallest(
+            weights[settings.output_layer].abs().float(),
+            mask[settings.output_layer],
+            settings.rate_for(settings.output_layer),
+        )
+    return Mask(out)
+
+
+def prune(strategy: str, weights: Mapping[str, torch.Tensor], mask: Mask, settings: PruneSettings) -> Mask:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown pruning strategy {strategy!r}; choose one of {sorted(STRATEGIES)}")
+    mask.check_fits(weights)
+    return STRATEGIES[strategy](weights, mask, settings)
+
+
+def rewind(rewind_state: Mapping[str, torch.Tensor], mask: Mask) -> dict[str, torch.Tensor]:
+    """The lottery ticket: every parameter back to its rewind value, pruned weights set to zero."""
+    mask.check_fits(rewind_state)
+    state = {name: t.detach().clone() for name, t in rewind_state.items()}
+    mask.apply_(state)
+    return state

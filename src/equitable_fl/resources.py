@@ -1,0 +1,108 @@
+"""Simulated client resources, heterogeneity scores and tiers.
+
+Every client gets compute, storage and bandwidth, expressed as multiples of what the *dense* model
+needs (1.0 = exactly affords the dense model; 0.4 = affords 40% of its FLOPs, bytes or traffic).
+A device's three resources are correlated: a base capacity is drawn from the configured distribution
+and each resource is that capacity times an independent jitter factor, as phones of one class tend to be
+weak or strong on all three. The heterogeneity score is the minimum of the three after normalising each
+by its largest value over the clients; tiers (1 = strongest) come from thresholds on the score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+RESOURCE_NAMES = ("compute", "storage", "bandwidth")
+
+
+class ResourceConfigError(ValueError):
+    """The resources or tiers section of the config is invalid."""
+
+
+@dataclass(frozen=True)
+class ClientProfile:
+    client: int
+    compute: float
+    storage: float
+    bandwidth: float
+    score: float
+    tier: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "compute": self.compute,
+            "storage": self.storage,
+            "bandwidth": self.bandwidth,
+            "score": self.score,
+            "tier": self.tier,
+        }
+
+
+def sample_resources(num_clients: int, seed: int, cfg: dict[str, Any]) -> np.ndarray:
+    """Array (num_clients × 3) of compute, storage, bandwidth drawn with a local generator."""
+    rng = np.random.default_rng([seed, 0xC11E])
+    dist = cfg.get("distribution", "uniform")
+    if dist == "uniform":
+        low, high = float(cfg.get("low", 0.25)), float(cfg.get("high", 1.6))
+        if not 0 < low < high:
+            raise ResourceConfigError(f"resources: need 0 < low < high, got low={low}, high={high}")
+        base = rng.uniform(low, high, size=num_clients)
+    elif dist == "lognormal":
+        base = rng.lognormal(float(cfg.get("mu", 0.0)), float(cfg.get("sigma", 0.5)), size=num_clients)
+    else:
+        raise ResourceConfigError(f"resources.distribution must be 'uniform' or 'lognormal', got {dist!r}")
+    jitter = float(cfg.get("jitter", 0.15))
+    if not 0 <= jitter < 1:
+        raise ResourceConfigError(f"resources.jitter must be in [0, 1), got {jitter}")
+    factors = rng.uniform(1 - jitter, 1 + jitter, size=(num_clients, len(RESOURCE_NAMES)))
+    return base[:, None] * factors
+
+
+def heterogeneity_scores(values: np.ndarray) -> np.ndarray:
+    """Min over resources of each resource normalised by its maximum over clients (in (0, 1])."""
+    return (values / values.max(axis=0, keepdims=True)).min(axis=1)
+
+
+def assign_tiers(scores: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """Tier per client, 1 = highest scores. Thresholds are score quantiles or absolute scores."""
+    count = int(cfg.get("count", 3))
+    method = cfg.get("method", "quantile")
+    thresholds = cfg.get("thresholds")
+    if thresholds is None:
+        if method != "quantile":
+            raise ResourceConfigError("tiers.thresholds is required when tiers.method is 'absolute'")
+        thresholds = [k / count for k in range(1, count)]
+    thresholds = sorted(float(t) for t in thresholds)
+    if len(thresholds) != count - 1:
+        raise ResourceConfigError(f"tiers: {count} tiers need {count - 1} thresholds, got {len(thresholds)}")
+    if method == "quantile":
+        if not all(0 < t < 1 for t in thresholds):
+            raise ResourceConfigError(f"tiers: quantile thresholds must lie in (0, 1), got {thresholds}")
+        cuts = np.quantile(scores, thresholds)
+    elif method == "absolute":
+        cuts = np.asarray(thresholds)
+    else:
+        raise ResourceConfigError(f"tiers.method must be 'quantile' or 'absolute', got {method!r}")
+    # number of cuts a score reaches: 0 → weakest tier (count), count-1 → tier 1
+    above = np.searchsorted(cuts, scores, side="right")
+    return (count - above).astype(int)
+
+
+def build_profiles(
+    num_clients: int, seed: int, resources_cfg: dict[str, Any], tiers_cfg: dict[str, Any]
+) -> list[ClientProfile]:
+    values = sample_resources(num_clients, seed, resources_cfg)
+    scores = heterogeneity_scores(values)
+    tiers = assign_tiers(scores, tiers_cfg)
+    return [
+        ClientProfile(i, float(v[0]), float(v[1]), float(v[2]), float(s), int(t))
+        for i, (v, s, t) in enumerate(zip(values, scores, tiers, strict=True))
+    ]
+
+
+def profiles_from_json(rows: list[dict[str, Any]]) -> list[ClientProfile]:
+    return [ClientProfile(**row) for row in rows]

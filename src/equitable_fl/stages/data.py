@@ -1,0 +1,39 @@
+"""Steps that obtain and prepare datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from equitable_fl import io
+from equitable_fl.data import registry
+from equitable_fl.data.prepared import save_prepared
+
+
+def fetch(dataset: str, options: dict[str, Any], raw_dir: str, done_marker: str) -> None:
+    """Place a dataset's verified raw files under ``raw_dir``; write a marker listing them."""
+    spec = registry.get(dataset)
+    raw = Path(raw_dir)
+    raw.mkdir(parents=True, exist_ok=True)
+    if spec.fetch is not None:
+        spec.fetch(options, raw)
+    files = sorted(p for p in raw.rglob("*") if p.is_file())
+    io.write_json(
+        done_marker,
+        {
+            "dataset": dataset,
+            "files": {str(p.relative_to(raw)): io.sha256_file(p) for p in files},
+        },
+    )
+
+
+def prepare(dataset: str, options: dict[str, Any], raw_dir: str | None, out_npz: str, out_meta: str) -> None:
+    spec = registry.get(dataset)
+    ds = spec.prepare(options, Path(raw_dir) if raw_dir else None)
+    if spec.input_shape is not None and ds.input_shape != spec.input_shape:
+        raise ValueError(
+            f"dataset {dataset!r} prepared with shape {ds.input_shape}, expected {spec.input_shape}"
+        )
+    if ds.num_classes != spec.num_classes:
+        raise ValueError(f"dataset {dataset!r} has {ds.num_classes} classes, expected {spec.num_classes}")
+    save_prepared(ds, out_npz, out_meta)

@@ -1,0 +1,15 @@
+"""Snakemake adapter: prune the trained global model and rewind the survivors."""
+
+from equitable_fl.stages import prune, run_logged
+
+run_logged(
+    snakemake.log[0],
+    prune.prune_and_rewind,
+    trained_weights=snakemake.input.weights,
+    trained_mask=snakemake.input.mask,
+    rewind_weights=snakemake.input.rewind,
+    params=snakemake.params.pruning,
+    out_mask=snakemake.output.mask,
+    out_ticket=snakemake.output.ticket,
+    out_report=snakemake.output.report,
+)

@@ -1,0 +1,21 @@
+"""Snakemake adapter: train the dense vanilla FL baseline."""
+
+from equitable_fl.stages import run_logged, train
+
+run_logged(
+    snakemake.log[0],
+    train.vanilla,
+    npz=snakemake.input.npz,
+    meta=snakemake.input.meta,
+    partition_json=snakemake.input.partition,
+    clients_json=snakemake.input.clients,
+    model_card=snakemake.input.card,
+    init_weights=snakemake.input.weights,
+    init_mask=snakemake.input.mask,
+    params=snakemake.params.vanilla,
+    threads=snakemake.threads,
+    out_weights=snakemake.output.weights,
+    out_metrics=snakemake.output.metrics,
+    out_participation=snakemake.output.participation,
+    out_timing=snakemake.output.timing,
+)
