@@ -4,10 +4,14 @@
 rule clients:
     output:
         f"{R}/clients/seed{{seed}}/clients.json",
-    params:
-        clients=lambda wc: {k: config["clients"][k] for k in ("count", "resources", "tiers")},
     log:
         f"{R}/logs/clients/seed{{seed}}.log",
+    conda:
+        ENV
+    params:
+        clients=lambda wc: {
+            k: config["clients"][k] for k in ("count", "resources", "tiers")
+        },
     script:
         "../scripts/clients.py"
 
@@ -19,9 +23,11 @@ rule partition:
     output:
         json=f"{CELL}/partition.json",
         report=f"{CELL}/partition.csv",
-    params:
-        clients=lambda wc: {k: config["clients"][k] for k in ("count", "partition")},
     log:
         f"{R}/logs/{{dataset}}/seed{{seed}}/partition.log",
+    conda:
+        ENV
+    params:
+        clients=lambda wc: {k: config["clients"][k] for k in ("count", "partition")},
     script:
         "../scripts/partition.py"

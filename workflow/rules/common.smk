@@ -4,7 +4,6 @@ from snakemake.utils import validate
 from equitable_fl import config as eqcfg
 from equitable_fl.data import registry
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 eqcfg.check(config)
 
@@ -17,7 +16,13 @@ TRAIN_THREADS = int(config["compute"]["train_threads"])
 
 CELL = f"{R}/{{dataset}}/seed{{seed}}"
 RATE_CELL = f"{CELL}/rate{{rate}}"
-FIGURES = ["accuracy_vs_round", "accuracy_vs_sparsity", "model_size", "clients_per_phase"]
+ENV = "../envs/equitable-fl.yaml"
+FIGURES = [
+    "accuracy_vs_round",
+    "accuracy_vs_sparsity",
+    "model_size",
+    "clients_per_phase",
+]
 
 
 wildcard_constraints:
@@ -48,7 +53,10 @@ def phase_dir(wildcards, k):
 def ticket_inputs(wildcards):
     """Phase k ≥ 2 starts from the ticket that pruning after phase k-1 produced."""
     prune = f"{R}/{wildcards.dataset}/seed{wildcards.seed}/rate{wildcards.rate}/prune{int(wildcards.k) - 1}"
-    return {"weights": f"{prune}/ticket.safetensors", "mask": f"{prune}/mask.safetensors"}
+    return {
+        "weights": f"{prune}/ticket.safetensors",
+        "mask": f"{prune}/mask.safetensors",
+    }
 
 
 def pruned_phase_inputs(wildcards):

@@ -4,12 +4,14 @@
 rule fetch:
     output:
         marker=f"{R}/data/{{dataset}}/fetched.json",
-    params:
-        options=dataset_options,
-        raw_dir=lambda wc: f"{R}/data/{wc.dataset}/raw",
     log:
         f"{R}/logs/fetch/{{dataset}}.log",
     retries: 1
+    conda:
+        ENV
+    params:
+        options=dataset_options,
+        raw_dir=lambda wc: f"{R}/data/{wc.dataset}/raw",
     script:
         "../scripts/fetch.py"
 
@@ -20,10 +22,14 @@ rule prepare:
     output:
         npz=f"{R}/data/{{dataset}}/prepared.npz",
         meta=f"{R}/data/{{dataset}}/meta.json",
-    params:
-        options=dataset_options,
-        raw_dir=lambda wc: None if registry.get(wc.dataset).embedded else f"{R}/data/{wc.dataset}/raw",
     log:
         f"{R}/logs/prepare/{{dataset}}.log",
+    conda:
+        ENV
+    params:
+        options=dataset_options,
+        raw_dir=lambda wc: (
+            None if registry.get(wc.dataset).embedded else f"{R}/data/{wc.dataset}/raw"
+        ),
     script:
         "../scripts/prepare.py"

@@ -20,5 +20,7 @@ rule tables_and_figures:
         pdfs=expand(f"{R}/figures/{{name}}.pdf", name=FIGURES),
     log:
         f"{R}/logs/tables_and_figures.log",
+    conda:
+        ENV
     script:
         "../scripts/tables_and_figures.py"

@@ -9,10 +9,12 @@ rule init_model:
         weights=f"{CELL}/init/weights.safetensors",
         mask=f"{CELL}/init/mask.safetensors",
         card=f"{CELL}/init/model.json",
-    params:
-        model=lambda wc: config["datasets"][wc.dataset]["model"],
     log:
         f"{R}/logs/{{dataset}}/seed{{seed}}/init.log",
+    conda:
+        ENV
+    params:
+        model=lambda wc: config["datasets"][wc.dataset]["model"],
     script:
         "../scripts/init_model.py"
 
@@ -33,11 +35,13 @@ rule phase1:
         metrics=f"{CELL}/phase1/metrics.json",
         participation=f"{CELL}/phase1/participation.json",
         timing=f"{CELL}/phase1/timing.json",
-    params:
-        phase=lambda wc: eqcfg.phase_slice(config, 1, int(wc.seed)),
-    threads: TRAIN_THREADS
     log:
         f"{R}/logs/{{dataset}}/seed{{seed}}/phase1.log",
+    conda:
+        ENV
+    threads: TRAIN_THREADS
+    params:
+        phase=lambda wc: eqcfg.phase_slice(config, 1, int(wc.seed)),
     script:
         "../scripts/train_phase.py"
 
@@ -49,10 +53,12 @@ rule prune:
         mask=f"{RATE_CELL}/prune{{k}}/mask.safetensors",
         ticket=f"{RATE_CELL}/prune{{k}}/ticket.safetensors",
         report=f"{RATE_CELL}/prune{{k}}/sparsity.json",
-    params:
-        pruning=lambda wc: eqcfg.prune_slice(config, float(wc.rate)),
     log:
         f"{R}/logs/{{dataset}}/seed{{seed}}/rate{{rate}}/prune{{k}}.log",
+    conda:
+        ENV
+    params:
+        pruning=lambda wc: eqcfg.prune_slice(config, float(wc.rate)),
     script:
         "../scripts/prune.py"
 
@@ -71,11 +77,13 @@ rule phase:
         metrics=f"{RATE_CELL}/phase{{k}}/metrics.json",
         participation=f"{RATE_CELL}/phase{{k}}/participation.json",
         timing=f"{RATE_CELL}/phase{{k}}/timing.json",
-    params:
-        phase=lambda wc: eqcfg.phase_slice(config, int(wc.k), int(wc.seed)),
-    threads: TRAIN_THREADS
     log:
         f"{R}/logs/{{dataset}}/seed{{seed}}/rate{{rate}}/phase{{k}}.log",
+    conda:
+        ENV
+    threads: TRAIN_THREADS
+    params:
+        phase=lambda wc: eqcfg.phase_slice(config, int(wc.k), int(wc.seed)),
     script:
         "../scripts/train_phase.py"
 
@@ -94,11 +102,13 @@ rule vanilla:
         metrics=f"{CELL}/vanilla/metrics.json",
         participation=f"{CELL}/vanilla/participation.json",
         timing=f"{CELL}/vanilla/timing.json",
-    params:
-        vanilla=lambda wc: eqcfg.vanilla_slice(config, int(wc.seed)),
-    threads: TRAIN_THREADS
     log:
         f"{R}/logs/{{dataset}}/seed{{seed}}/vanilla.log",
+    conda:
+        ENV
+    threads: TRAIN_THREADS
+    params:
+        vanilla=lambda wc: eqcfg.vanilla_slice(config, int(wc.seed)),
     script:
         "../scripts/train_vanilla.py"
 
@@ -113,9 +123,11 @@ rule summarise_cell:
         clients=f"{R}/clients/seed{{seed}}/clients.json",
     output:
         f"{RATE_CELL}/summary.json",
-    params:
-        summary=config["summary"],
     log:
         f"{R}/logs/{{dataset}}/seed{{seed}}/rate{{rate}}/summary.log",
+    conda:
+        ENV
+    params:
+        summary=config["summary"],
     script:
         "../scripts/summarise_cell.py"

@@ -90,8 +90,10 @@ def summarise(
         d = {k: m[k] for k in PHASE_KEYS}
         d["eligible_by_tier"] = {str(t): sum(tiers[c] == t for c in part["eligible"]) for t in tier_ids}
         d["took_part_by_tier"] = part["took_part_by_tier"]
+        admitted = set(part["admitted_tiers"] or tier_ids)
+        # clients of an admitted tier that the phase's model does not fit
         d["excluded_by_budget"] = sum(
-            1 for c in part["clients"] if any(not r.startswith("tier ") for r in c["reasons"])
+            1 for c in part["clients"] if c["tier"] in admitted and not c["eligible"]
         )
         details.append(d)
 
