@@ -154,7 +154,11 @@ def test_check_boundaries_that_are_allowed(demo: dict[str, Any]) -> None:
     demo["pruning"]["rewind_round"] = demo["phases"][0]["rounds"]  # the last round of phase 1 is fine
     demo["phases"][1]["tiers"] = [3]
     demo["clients"]["count"] = 3
-    demo["clients"]["resources"] = {"distribution": "lognormal", "low": 2.0, "high": 1.0}  # unused by lognormal
+    demo["clients"]["resources"] = {
+        "distribution": "lognormal",
+        "low": 2.0,
+        "high": 1.0,
+    }  # unused by lognormal
     eqcfg.check(demo)
     assert issubclass(ConfigError, ValueError)
 
@@ -191,12 +195,6 @@ def test_phase_training_override_is_merged_over_training() -> None:
     assert cfg["training"]["lr"] == 0.05
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the schema reuses the training properties (with their defaults) for phases[].training, "
-    "so validate() fills every unset override with the schema default, which then overrides the "
-    "user's training section (batch_size 64 becomes 32 in phase 2)",
-)
 def test_phase_training_override_after_validation_keeps_user_training() -> None:
     raw = load("demo.yaml")
     raw["phases"][1]["training"] = {"lr": 0.01}
@@ -271,11 +269,6 @@ def test_rate_label_round_trips_common_rates(rate: float) -> None:
     assert float(eqcfg.rate_label(rate)) == rate
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rate_label uses '{:g}' (6 significant digits), so a rate with more digits gets a label "
-    "that does not parse back to it (the prune rule uses float(wildcard)) and two rates can share a path",
-)
 def test_rate_label_is_exact_for_long_rates() -> None:
     a, b = 0.1234567, 0.1234568
     assert float(eqcfg.rate_label(a)) == a

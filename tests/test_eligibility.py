@@ -15,7 +15,9 @@ HALF = ModelCost(storage_bytes=500.0, train_flops_per_sample=1000.0, transfer_by
 
 
 def profile(client: int, tier: int = 1, compute: float = 1.0, storage: float = 1.0, bandwidth: float = 1.0):
-    return ClientProfile(client, compute, storage, bandwidth, score=min(compute, storage, bandwidth), tier=tier)
+    return ClientProfile(
+        client, compute, storage, bandwidth, score=min(compute, storage, bandwidth), tier=tier
+    )
 
 
 def verdict(record: dict, client: int) -> dict:
@@ -115,11 +117,6 @@ def test_eligible_sorted_and_matches_verdicts() -> None:
     assert record["eligible"] == [c for c in range(12) if c % 3 != 2 and c >= 4]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: decide() returns eligible ids in profile order, not sorted by client; "
-    "FedAvg's rng.choice over that list then depends on the profiles' order",
-)
 def test_eligible_sorted_even_when_profiles_are_not() -> None:
     profiles = [profile(c) for c in (5, 2, 9, 0)]
     record = decide(profiles, [1], HALF, DENSE)

@@ -109,7 +109,7 @@ def test_fedavg_does_not_mutate_inputs() -> None:
 
 
 def test_fedavg_errors() -> None:
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match=r"at least one"):
         fedavg([], [])
     with pytest.raises(ValueError):
         fedavg([{"w": torch.ones(2)}, {"w": torch.ones(2)}], [1.0])  # one weight for two states
@@ -194,7 +194,7 @@ def _run(seed: int = 0, *, eligible=(0, 1, 2), fraction: float = 1.0, rounds: in
 
 
 def test_run_rounds_masks_every_round_and_records() -> None:
-    result, seen, mask, ticket, model, data, clients = _run(
+    result, seen, mask, ticket, model, data, _ = _run(
         global_round_offset=5, payload_bytes=1234, snapshot_rounds=(1, 2)
     )
     assert 0.6 < mask.sparsity < 0.8
@@ -262,7 +262,7 @@ def test_run_rounds_stream_changes_the_run() -> None:
 
 
 def test_run_rounds_no_eligible_client_raises() -> None:
-    with pytest.raises(RuntimeError, match="no client is eligible.*tier thresholds"):
+    with pytest.raises(RuntimeError, match=r"no client is eligible.*tier thresholds"):
         _run(eligible=())
 
 
@@ -340,7 +340,7 @@ def test_stream_seed_deterministic_and_distinct() -> None:
 
 def test_train_settings_from_config_rejects_unknown() -> None:
     assert TrainSettings.from_config({"lr": 0.1, "batch_size": 4}) == TrainSettings(lr=0.1, batch_size=4)
-    with pytest.raises(ValueError, match="unknown option.*'lrate'"):
+    with pytest.raises(ValueError, match=r"unknown option.*'lrate'"):
         TrainSettings.from_config({"lrate": 0.1})
 
 

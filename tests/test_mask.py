@@ -31,18 +31,18 @@ def test_accepts_bool_and_zero_one_tensors_and_stores_bool(dtype: torch.dtype) -
 @pytest.mark.parametrize("bad", [0.5, 2.0, -1.0, float("nan")])
 def test_rejects_values_other_than_zero_and_one(bad: float) -> None:
     t = torch.tensor([1.0, 0.0, bad])
-    with pytest.raises(MaskError, match="'layer.w'.*other than 0 and 1"):
+    with pytest.raises(MaskError, match=r"'layer.w'.*other than 0 and 1"):
         Mask({"layer.w": t})
 
 
 def test_rejects_integer_two() -> None:
-    with pytest.raises(MaskError, match="other than 0 and 1"):
+    with pytest.raises(MaskError, match=r"other than 0 and 1"):
         Mask({"w": torch.tensor([0, 1, 2], dtype=torch.uint8)})
 
 
 @pytest.mark.parametrize("dtype", [torch.int16, torch.complex64])
 def test_rejects_unsupported_dtypes(dtype: torch.dtype) -> None:
-    with pytest.raises(MaskError, match="unsupported dtype"):
+    with pytest.raises(MaskError, match=r"unsupported dtype"):
         Mask({"w": torch.ones(3, dtype=dtype)})
 
 
@@ -75,7 +75,7 @@ def test_check_fits_accepts_matching_state_with_extra_tensors() -> None:
 
 def test_check_fits_names_missing_layer() -> None:
     state = {"a": torch.zeros(2, 3)}
-    with pytest.raises(MaskError, match="'b'.*does not have"):
+    with pytest.raises(MaskError, match=r"'b'.*does not have"):
         hand_mask().check_fits(state)
 
 
@@ -154,7 +154,7 @@ def test_save_load_round_trip_exact(tmp_path) -> None:
 def test_loading_weights_file_as_mask_names_the_path(tmp_path) -> None:
     path = tmp_path / "weights.safetensors"
     checkpoint.save_state(path, {"w": torch.ones(3)})  # 0/1 values, but a weights file
-    with pytest.raises(CheckpointError, match="weights.safetensors.*'weights'.*expected 'mask'"):
+    with pytest.raises(CheckpointError, match=r"weights.safetensors.*'weights'.*expected 'mask'"):
         Mask.load(path)
 
 

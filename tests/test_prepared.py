@@ -172,20 +172,13 @@ def _corrupt(kind: str, good: bytes) -> bytes:
     }[kind]
 
 
-_BUG_BADZIP = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load_prepared catches only OSError/ValueError; a truncated .npz raises "
-    "zipfile.BadZipFile and an empty one EOFError, which escape without the file name or the fix",
-)
-
-
 @pytest.mark.parametrize(
     "kind",
     [
         "garbage",
-        pytest.param("truncated", marks=_BUG_BADZIP),
-        pytest.param("tail_cut", marks=_BUG_BADZIP),
-        pytest.param("empty", marks=_BUG_BADZIP),
+        "truncated",
+        "tail_cut",
+        "empty",
     ],
 )
 def test_broken_npz_gives_helpful_error(tmp_path: Path, kind: str) -> None:

@@ -9,8 +9,8 @@ import torch
 
 from equitable_fl import checkpoint
 from equitable_fl.mask import Mask, MaskError
-from equitable_fl.modelspec import ModelSpec
 from equitable_fl.models import OUTPUT_LAYER
+from equitable_fl.modelspec import ModelSpec
 from equitable_fl.pruning import STRATEGIES, PruneSettings, prune, rewind
 from equitable_fl.stages.prune import prune_and_rewind
 
@@ -191,7 +191,7 @@ def test_rate_zero_keeps_mask() -> None:
 
 def test_unknown_strategy_raises() -> None:
     weights = random_layers(0, {"a.weight": (4,)})
-    with pytest.raises(ValueError, match="unknown pruning strategy 'magic'.*global.*layerwise"):
+    with pytest.raises(ValueError, match=r"unknown pruning strategy 'magic'.*global.*layerwise"):
         prune("magic", weights, Mask.ones_like(weights, ["a.weight"]), PruneSettings(rate=0.5))
 
 
@@ -202,20 +202,20 @@ def test_registry_has_both_strategies() -> None:
 
 def test_prune_checks_mask_fits_weights() -> None:
     weights = {"a.weight": torch.randn(4, 3)}
-    with pytest.raises(MaskError, match="'a.weight'"):
+    with pytest.raises(MaskError, match=r"'a.weight'"):
         prune("layerwise", weights, Mask({"a.weight": torch.ones(3, 4)}), PruneSettings(rate=0.5))
 
 
 @pytest.mark.parametrize("rate", [1.0, 1.5, -0.1])
 def test_prune_settings_rejects_bad_rate(rate: float) -> None:
-    with pytest.raises(ValueError, match="pruning rate"):
+    with pytest.raises(ValueError, match=r"pruning rate"):
         PruneSettings(rate=rate)
 
 
 def test_prune_settings_rejects_negative_or_too_large_output_factor() -> None:
-    with pytest.raises(ValueError, match="output_rate_factor"):
+    with pytest.raises(ValueError, match=r"output_rate_factor"):
         PruneSettings(rate=0.5, output_rate_factor=-0.5)
-    with pytest.raises(ValueError, match="output_rate_factor"):
+    with pytest.raises(ValueError, match=r"output_rate_factor"):
         PruneSettings(rate=0.5, output_rate_factor=2.5)
 
 
@@ -225,7 +225,7 @@ def test_prune_settings_rejects_negative_or_too_large_output_factor() -> None:
     "which prunes the whole output layer although the error message promises the rate stays < 1",
 )
 def test_prune_settings_rejects_output_rate_of_one() -> None:
-    with pytest.raises(ValueError, match="output_rate_factor"):
+    with pytest.raises(ValueError, match=r"output_rate_factor"):
         PruneSettings(rate=0.5, output_rate_factor=2.0)
 
 
@@ -259,7 +259,7 @@ def test_rewind_survivors_equal_theta0_pruned_are_zero_biases_kept() -> None:
 
 
 def test_rewind_checks_fit() -> None:
-    with pytest.raises(MaskError, match="'missing.weight'"):
+    with pytest.raises(MaskError, match=r"'missing.weight'"):
         rewind({"a.weight": torch.ones(2)}, Mask({"missing.weight": torch.ones(2)}))
 
 
@@ -326,9 +326,7 @@ def test_prune_and_rewind_stage(tmp_path, scope: str) -> None:
     assert report["total"] == total and report["kept"] == kept
     assert report["density"] == pytest.approx(kept / total)
     assert report["sparsity"] == pytest.approx(1 - kept / total)
-    assert report["previous_density"] == pytest.approx(
-        sum(int(old_mask[n].sum()) for n in names) / total
-    )
+    assert report["previous_density"] == pytest.approx(sum(int(old_mask[n].sum()) for n in names) / total)
     assert report["rate"] == rate and report["scope"] == scope
     assert set(report["layers"]) == set(names)
     for n in names:

@@ -61,8 +61,8 @@ def check(config: dict[str, Any]) -> None:
 
 
 def rate_label(rate: float) -> str:
-    """How a pruning rate appears in paths (``rate0.5``): short and exact for config values."""
-    return f"{float(rate):g}"
+    """How a pruning rate appears in paths (``rate0.5``): the shortest string that reads back exactly."""
+    return repr(float(rate))
 
 
 def admitted_tiers(config: dict[str, Any], k: int) -> list[int]:

@@ -47,7 +47,7 @@ def decide(
     """
     clients = []
     eligible = []
-    for p in profiles:
+    for p in sorted(profiles, key=lambda prof: prof.client):
         reasons = []
         if admitted_tiers is not None and p.tier not in admitted_tiers:
             reasons.append(f"tier {p.tier} not admitted in this phase (admits {sorted(admitted_tiers)})")

@@ -8,11 +8,14 @@ validate(config, schema="../schemas/config.schema.yaml")
 eqcfg.check(config)
 
 R = config["results_dir"]
+DATA_DIR = config["data_dir"]
 DATASETS = config["grid"]["datasets"]
 SEEDS = [int(s) for s in config["grid"]["seeds"]]
 RATES = [eqcfg.rate_label(r) for r in config["grid"]["pruning_rates"]]
 NUM_PHASES = len(config["phases"])
 TRAIN_THREADS = int(config["compute"]["train_threads"])
+# downloadable datasets get a fetch rule each; only those in the grid are ever run
+FETCHABLE = [n for n in DATASETS if not registry.get(n).embedded]
 
 CELL = f"{R}/{{dataset}}/seed{{seed}}"
 RATE_CELL = f"{CELL}/rate{{rate}}"

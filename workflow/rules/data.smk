@@ -1,19 +1,32 @@
-# Obtaining datasets: fetch raw files (datasets that are not embedded), prepare the npz.
+# Obtaining datasets: one fetch rule per downloadable dataset (verified raw files under data_dir),
+# then `prepare` turns raw files (or an embedded dataset) into the versioned npz under results.
 
 
-rule fetch:
-    output:
-        marker=f"{R}/data/{{dataset}}/fetched.json",
-    log:
-        f"{R}/logs/fetch/{{dataset}}.log",
-    retries: 1
-    conda:
-        ENV
-    params:
-        options=dataset_options,
-        raw_dir=lambda wc: f"{R}/data/{wc.dataset}/raw",
-    script:
-        "../scripts/fetch.py"
+def fetch_params(name):
+    """A dataset's loader options, with the folder for hand-downloaded files filled in."""
+    options = dict(config["datasets"].get(name, {}).get("options", {}))
+    options.setdefault("manual_dir", f"{DATA_DIR}/manual/{name}")
+    return options
+
+
+for _name in FETCHABLE:
+
+    rule:
+        name:
+            f"fetch_{_name.replace('-', '_')}"
+        output:
+            marker=ensure(f"{R}/data/{_name}/fetched.json", non_empty=True),
+        params:
+            dataset=_name,
+            options=fetch_params(_name),
+            raw_dir=f"{DATA_DIR}/raw/{_name}",
+        log:
+            f"{R}/logs/fetch/{_name}.log",
+        conda:
+            ENV
+        retries: config["fetch"]["retries"]
+        script:
+            "../scripts/fetch.py"
 
 
 rule prepare:
@@ -22,14 +35,14 @@ rule prepare:
     output:
         npz=f"{R}/data/{{dataset}}/prepared.npz",
         meta=f"{R}/data/{{dataset}}/meta.json",
+    params:
+        options=dataset_options,
+        raw_dir=lambda wc: (
+            None if registry.get(wc.dataset).embedded else f"{DATA_DIR}/raw/{wc.dataset}"
+        ),
     log:
         f"{R}/logs/prepare/{{dataset}}.log",
     conda:
         ENV
-    params:
-        options=dataset_options,
-        raw_dir=lambda wc: (
-            None if registry.get(wc.dataset).embedded else f"{R}/data/{wc.dataset}/raw"
-        ),
     script:
         "../scripts/prepare.py"

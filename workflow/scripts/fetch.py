@@ -5,7 +5,7 @@ from equitable_fl.stages import data, run_logged
 run_logged(
     snakemake.log[0],
     data.fetch,
-    dataset=snakemake.wildcards.dataset,
+    dataset=snakemake.params.dataset,
     options=snakemake.params.options,
     raw_dir=snakemake.params.raw_dir,
     done_marker=snakemake.output.marker,

@@ -8,6 +8,8 @@ compact, versionable with DVC and loads into tensors without per-sample Python w
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +101,7 @@ def load_prepared(npz_path: str | os.PathLike[str], meta_path: str | os.PathLike
     try:
         meta = io.read_json(meta_path)
         arrays = io.load_npz(npz_path)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise PreparedDataError(f"cannot read prepared dataset {npz_path}: {exc}; {hint}") from exc
     try:
         return PreparedDataset(

@@ -17,7 +17,9 @@ def fetch(dataset: str, options: dict[str, Any], raw_dir: str, done_marker: str)
     raw.mkdir(parents=True, exist_ok=True)
     if spec.fetch is not None:
         spec.fetch(options, raw)
-    files = sorted(p for p in raw.rglob("*") if p.is_file())
+    # Downloads and their unpacked torchvision files; an image-folder archive's extracted tree
+    # (tens of thousands of images) is covered by the archive's hash instead.
+    files = sorted(p for p in raw.rglob("*") if p.is_file() and p.relative_to(raw).parts[0] != "extracted")
     io.write_json(
         done_marker,
         {
