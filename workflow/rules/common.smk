@@ -39,6 +39,13 @@ def dataset_options(wildcards):
     return config["datasets"][wildcards.dataset].get("options", {})
 
 
+def fetch_params(name):
+    """A dataset's loader options, with the folder for hand-downloaded files filled in."""
+    options = dict(config["datasets"].get(name, {}).get("options", {}))
+    options.setdefault("manual_dir", f"{DATA_DIR}/manual/{name}")
+    return options
+
+
 def prepare_inputs(wildcards):
     if registry.get(wildcards.dataset).embedded:
         return []

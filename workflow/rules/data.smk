@@ -2,13 +2,6 @@
 # then `prepare` turns raw files (or an embedded dataset) into the versioned npz under results.
 
 
-def fetch_params(name):
-    """A dataset's loader options, with the folder for hand-downloaded files filled in."""
-    options = dict(config["datasets"].get(name, {}).get("options", {}))
-    options.setdefault("manual_dir", f"{DATA_DIR}/manual/{name}")
-    return options
-
-
 for _name in FETCHABLE:
 
     rule:
@@ -16,15 +9,15 @@ for _name in FETCHABLE:
             f"fetch_{_name.replace('-', '_')}"
         output:
             marker=ensure(f"{R}/data/{_name}/fetched.json", non_empty=True),
+        log:
+            f"{R}/logs/fetch/{_name}.log",
+        retries: config["fetch"]["retries"]
+        conda:
+            ENV
         params:
             dataset=_name,
             options=fetch_params(_name),
             raw_dir=f"{DATA_DIR}/raw/{_name}",
-        log:
-            f"{R}/logs/fetch/{_name}.log",
-        conda:
-            ENV
-        retries: config["fetch"]["retries"]
         script:
             "../scripts/fetch.py"
 
@@ -35,14 +28,16 @@ rule prepare:
     output:
         npz=f"{R}/data/{{dataset}}/prepared.npz",
         meta=f"{R}/data/{{dataset}}/meta.json",
-    params:
-        options=dataset_options,
-        raw_dir=lambda wc: (
-            None if registry.get(wc.dataset).embedded else f"{DATA_DIR}/raw/{wc.dataset}"
-        ),
     log:
         f"{R}/logs/prepare/{{dataset}}.log",
     conda:
         ENV
+    params:
+        options=dataset_options,
+        raw_dir=lambda wc: (
+            None
+            if registry.get(wc.dataset).embedded
+            else f"{DATA_DIR}/raw/{wc.dataset}"
+        ),
     script:
         "../scripts/prepare.py"
