@@ -97,10 +97,6 @@ def test_apply_zeros_exactly_the_pruned_entries() -> None:
     assert state["a"].dtype == torch.float32
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Mask.apply_ does not check shapes, so a mask of a different shape broadcasts silently",
-)
 def test_apply_refuses_a_mask_that_only_broadcasts() -> None:
     m = Mask({"w": torch.tensor([[1, 0, 1]], dtype=torch.bool)})  # (1, 3)
     state = {"w": torch.ones(4, 3)}  # the module promises a loud failure, not broadcasting

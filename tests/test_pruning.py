@@ -219,11 +219,6 @@ def test_prune_settings_rejects_negative_or_too_large_output_factor() -> None:
         PruneSettings(rate=0.5, output_rate_factor=2.5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: PruneSettings accepts rate × output_rate_factor == 1 (check uses <=), "
-    "which prunes the whole output layer although the error message promises the rate stays < 1",
-)
 def test_prune_settings_rejects_output_rate_of_one() -> None:
     with pytest.raises(ValueError, match=r"output_rate_factor"):
         PruneSettings(rate=0.5, output_rate_factor=2.0)

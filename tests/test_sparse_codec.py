@@ -150,11 +150,6 @@ def test_decode_truncated_values_raises_value_error() -> None:
             decode(blob[:cut])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: decode raises struct.error (not ValueError) when the payload ends inside the header "
-    "length, and TypeError when the header is valid JSON but not a list of entries",
-)
 @pytest.mark.parametrize(
     "blob",
     [MAGIC + b"\x01", MAGIC + b"\x01\x00\x00", MAGIC + struct.pack("<I", 7) + b'{"a":1}'],

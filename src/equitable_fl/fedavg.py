@@ -95,18 +95,16 @@ def sample_clients(
 
 
 class MaskedParams:
-    """The model's parameters that are pruned, with float masks ready for in-place products."""
+    """The model's parameters that are pruned, with their pruned positions, for in-place zeroing."""
 
     def __init__(self, model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
         params = dict(model.named_parameters())
-        self.pairs = [
-            (params[name], m.to(params[name].dtype)) for name, m in mask.items() if not bool(m.all())
-        ]
+        self.pairs = [(params[name], ~m.bool()) for name, m in mask.items() if not bool(m.all())]
 
     @torch.no_grad()
     def apply_(self) -> None:
-        for p, m in self.pairs:
-            p.mul_(m)
+        for p, pruned in self.pairs:
+            p.masked_fill_(pruned, 0.0)
 
 
 def local_train(
@@ -228,7 +226,7 @@ def run_rounds(
         train_seconds = time.perf_counter() - t0
         state = fedavg(client_states, weights)
         for name, m in mask.items():
-            state[name].mul_(m.to(state[name].dtype))
+            state[name].masked_fill_(~m.bool(), 0.0)
         accuracy, loss = evaluate(model, state, data, settings.eval_batch_size)
         record = RoundRecord(
             round=rnd,

@@ -58,9 +58,10 @@ class Mask(Mapping[str, torch.Tensor]):
                 )
 
     def apply_(self, state: Mapping[str, torch.Tensor]) -> None:
-        """Zero the pruned entries of ``state`` in place."""
+        """Set the pruned entries of ``state`` to exactly 0 in place (even if they held inf or nan)."""
+        self.check_fits(state)
         for name, m in self._tensors.items():
-            state[name].mul_(m)
+            state[name].masked_fill_(~m, 0)
 
     @property
     def num_total(self) -> int:

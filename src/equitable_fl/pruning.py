@@ -27,9 +27,10 @@ class PruneSettings:
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate < 1.0:
             raise ValueError(f"pruning rate must be in [0, 1), got {self.rate}")
-        if not 0.0 <= self.output_rate_factor <= 1.0 / max(self.rate, 1e-12):
+        if self.output_rate_factor < 0 or self.rate * self.output_rate_factor >= 1.0:
             raise ValueError(
-                f"output_rate_factor {self.output_rate_factor} must be >= 0 and keep the rate < 1"
+                f"output_rate_factor {self.output_rate_factor} must be >= 0 and keep "
+                f"rate × factor below 1 (rate is {self.rate})"
             )
 
     def rate_for(self, name: str) -> float:

@@ -27,6 +27,7 @@ def encode(state: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) 
         entry: dict[str, object] = {"name": name, "shape": list(state[name].shape)}
         if keep is not None:
             keep_np = keep.cpu().numpy().ravel().astype(bool)
+            values = np.where(keep_np, values, np.float32(0))  # pruned means 0 in either format
             bits = np.packbits(keep_np)
             kept = values[keep_np]
             if bits.nbytes + kept.nbytes < values.nbytes:
@@ -44,11 +45,24 @@ def encode(state: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) 
 
 
 def decode(blob: bytes) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`encode`; any malformed payload raises ``ValueError``."""
     if not blob.startswith(_MAGIC):
         raise ValueError("not an equitable-fl sparse payload")
+    try:
+        out, end = _decode(blob)
+    except (struct.error, TypeError, KeyError, IndexError, json.JSONDecodeError) as exc:
+        raise ValueError(f"corrupt equitable-fl sparse payload: {exc}") from exc
+    if end != len(blob):
+        raise ValueError(f"corrupt equitable-fl sparse payload: {len(blob) - end} trailing bytes")
+    return out
+
+
+def _decode(blob: bytes) -> tuple[dict[str, torch.Tensor], int]:
     (head_len,) = struct.unpack_from("<I", blob, len(_MAGIC))
     pos = len(_MAGIC) + 4
     header = json.loads(blob[pos : pos + head_len])
+    if not isinstance(header, list):
+        raise TypeError("header is not a list of tensors")
     pos += head_len
     out: dict[str, torch.Tensor] = {}
     for entry in header:
@@ -66,7 +80,7 @@ def decode(blob: bytes) -> dict[str, torch.Tensor]:
             values[keep.astype(bool)] = np.frombuffer(blob, dtype="<f4", count=nvals // 4, offset=pos)
             pos += nvals
         out[entry["name"]] = torch.from_numpy(values.reshape(shape))
-    return out
+    return out, pos
 
 
 def encoded_size(state: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> int:
