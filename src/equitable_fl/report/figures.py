@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,14 @@ import matplotlib
 matplotlib.use("Agg")  # headless and deterministic; the report never needs an interactive backend
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
 from equitable_fl import io
+from equitable_fl.report import tables
 
 Summary = Mapping[str, Any]
 PlotFn = Callable[[Sequence[Summary], str | Path], list[Path]]
@@ -114,13 +117,6 @@ def _nanstat(values: Sequence[float], fn: Callable[[np.ndarray], Any]) -> float:
 
 def _mean(values: Sequence[float]) -> float:
     return _nanstat(values, np.mean)
-
-
-def _std(values: Sequence[float]) -> float:
-    """Sample std (ddof=1) as in the tables; 0 for a single value so error bars simply vanish."""
-    arr = np.asarray(values, dtype=float)
-    arr = arr[~np.isnan(arr)]
-    return float(np.std(arr, ddof=1)) if arr.size > 1 else 0.0
 
 
 def _rate_label(rate: float) -> str:
@@ -311,28 +307,80 @@ def _collect_legend(axes: np.ndarray) -> tuple[list[Any], list[str]]:
 # Accuracy vs sparsity
 
 
+@dataclass(frozen=True)
+class SparsityPoint:
+    """One pruning rate of one dataset: means and stds over seeds, in % (std 0 when there is one seed)."""
+
+    rate: float
+    n_seeds: int
+    sparsity: float
+    sparsity_std: float
+    accuracy: float
+    accuracy_std: float
+    vanilla: float
+    vanilla_std: float
+
+
+def _cell(record: Mapping[str, Any], column: str) -> float:
+    return _num(record.get(column))
+
+
+def _std0(value: float) -> float:
+    return 0.0 if np.isnan(value) else value
+
+
+def sparsity_points(table: pd.DataFrame) -> dict[str, list[SparsityPoint]]:
+    """dataset → points sorted by pruning rate, from a per-rate table.
+
+    The table is ``comparison.csv`` (read from MLflow) in the workflow, or ``by_rate.csv`` built from
+    summaries: both have ``dataset``, ``pruning_rate``, ``n_seeds`` and ``<metric>_mean`` / ``_std`` for
+    ``sparsity_pct``, ``accuracy_eqfl`` and ``accuracy_vanilla``. These are exactly the plotted numbers.
+    """
+    if table.empty:
+        raise ValueError("no rows to plot")
+    points: dict[str, list[SparsityPoint]] = defaultdict(list)
+    for rec in table.sort_values(["dataset", "pruning_rate"], kind="stable").to_dict(orient="records"):
+        points[str(rec["dataset"])].append(
+            SparsityPoint(
+                rate=float(rec["pruning_rate"]),
+                n_seeds=int(rec["n_seeds"]),
+                sparsity=_cell(rec, "sparsity_pct_mean"),
+                sparsity_std=_std0(_cell(rec, "sparsity_pct_std")),
+                accuracy=_cell(rec, "accuracy_eqfl_mean"),
+                accuracy_std=_std0(_cell(rec, "accuracy_eqfl_std")),
+                vanilla=_cell(rec, "accuracy_vanilla_mean"),
+                vanilla_std=_std0(_cell(rec, "accuracy_vanilla_std")),
+            )
+        )
+    return dict(points)
+
+
 def plot_accuracy_vs_sparsity(summaries: Sequence[Summary], out_stem: str | Path) -> list[Path]:
+    """Accuracy vs sparsity from cell summaries, through the same per-rate table as ``by_rate.csv``."""
+    if not summaries:
+        raise ValueError("no summaries to plot")
+    return plot_accuracy_vs_sparsity_table(tables.grouped_table(summaries), out_stem)
+
+
+def plot_accuracy_vs_sparsity_table(table: pd.DataFrame, out_stem: str | Path) -> list[Path]:
     """Final accuracy against final sparsity, one point per pruning rate (mean ± std over seeds).
 
-    Vanilla FL is dense, so it is a horizontal line (its mean over all cells of the dataset) with a ± std
-    band, and the distance of each point below it is the accuracy cost of that sparsity.
+    Vanilla FL is dense, so it is a horizontal line (the mean over rates of its per-rate mean, which are
+    the same seeds' runs) with a ± std band, and the distance of each point below it is the accuracy cost
+    of that sparsity. The workflow passes ``comparison.csv`` so that the figure shows the tabled numbers.
     """
-    grid = _grid(summaries)
+    by_dataset = sparsity_points(table)
 
     def draw() -> Figure:
-        fig, axes = _new_figure(1, len(grid), width=4.6, height=3.6)
-        for ax, (dataset, by_rate) in zip(axes[0], grid.items(), strict=True):
-            xs, ys, xerr, yerr = [], [], [], []
-            for rate, cells in by_rate.items():
-                sp = [100.0 * _num(_final(s, "sparsity")) for s in cells]
-                acc = [100.0 * _num(_final(s, "accuracy")) for s in cells]
-                xs.append(_mean(sp))
-                ys.append(_mean(acc))
-                xerr.append(_std(sp))
-                yerr.append(_std(acc))
+        fig, axes = _new_figure(1, len(by_dataset), width=4.6, height=3.6)
+        for ax, (dataset, points) in zip(axes[0], by_dataset.items(), strict=True):
+            xs = [p.sparsity for p in points]
+            ys = [p.accuracy for p in points]
+            yerr = [p.accuracy_std for p in points]
+            for p in points:
                 ax.annotate(
-                    f"r={rate:g}",
-                    (xs[-1], ys[-1]),
+                    f"r={p.rate:g}",
+                    (p.sparsity, p.accuracy),
                     xytext=(4, 6),
                     textcoords="offset points",
                     fontsize=7,
@@ -340,7 +388,7 @@ def plot_accuracy_vs_sparsity(summaries: Sequence[Summary], out_stem: str | Path
             ax.errorbar(
                 xs,
                 ys,
-                xerr=xerr,
+                xerr=[p.sparsity_std for p in points],
                 yerr=yerr,
                 fmt="o-",
                 color="C0",
@@ -350,13 +398,14 @@ def plot_accuracy_vs_sparsity(summaries: Sequence[Summary], out_stem: str | Path
                 label="Equitable-FL (mean ± std)",
                 zorder=3,
             )
-            van = [100.0 * _num(_final(s, "vanilla_accuracy")) for cells in by_rate.values() for s in cells]
-            vm, vs = _mean(van), _std(van)
+            vm = _mean([p.vanilla for p in points])
+            vs = _mean([p.vanilla_std for p in points])
+            vs = 0.0 if np.isnan(vs) else vs
             if not np.isnan(vm):
                 ax.axhline(vm, color=VANILLA_COLOR, lw=1.2, ls="--", label="vanilla FL, dense (mean ± std)")
                 if vs > 0:
                     ax.axhspan(vm - vs, vm + vs, color=VANILLA_FILL, alpha=0.25, lw=0)
-            n_seeds = max(len(c) for c in by_rate.values())
+            n_seeds = max(p.n_seeds for p in points)
             ax.set_title(f"{dataset} ({n_seeds} seed{'s' if n_seeds > 1 else ''} per rate)")
             ax.set_xlabel("final sparsity (% of weights pruned)")
             ax.set_ylabel("final test accuracy (%)")
@@ -367,11 +416,6 @@ def plot_accuracy_vs_sparsity(summaries: Sequence[Summary], out_stem: str | Path
         return fig
 
     return _render(out_stem, draw)
-
-
-def _final(summary: Summary, key: str) -> Any:
-    """One field of a summary's ``final`` block, or None."""
-    return (summary.get("final") or {}).get(key)
 
 
 def _pad_ylim(ax: Axes, values: Sequence[float], errs: Sequence[float]) -> None:
@@ -608,11 +652,34 @@ FIGURES: dict[str, PlotFn] = {
 }
 
 
-def write_all(summaries: Sequence[Summary], figures_dir: str | Path) -> list[Path]:
-    """Write every figure in ``FIGURES`` as ``<figures_dir>/<stem>.png`` and ``.pdf``; return the paths."""
+# Figures that describe a single cell (one dataset, rate and seed): logged to MLflow with that cell.
+CELL_FIGURES = ("accuracy_vs_round", "model_size", "clients_per_phase")
+
+
+def write_all(
+    summaries: Sequence[Summary], figures_dir: str | Path, comparison: pd.DataFrame | None = None
+) -> list[Path]:
+    """Write every figure in ``FIGURES`` as ``<figures_dir>/<stem>.png`` and ``.pdf``; return the paths.
+
+    With ``comparison`` (the per-rate table read from MLflow), accuracy vs sparsity is drawn from that
+    table instead of from the summaries, so the figure shows the cited numbers.
+    """
     out = Path(figures_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for stem, plot in FIGURES.items():
-        written += plot(summaries, out / stem)
+        if stem == "accuracy_vs_sparsity" and comparison is not None:
+            written += plot_accuracy_vs_sparsity_table(comparison, out / stem)
+        else:
+            written += plot(summaries, out / stem)
+    return written
+
+
+def write_cell(summary: Summary, figures_dir: str | Path) -> list[Path]:
+    """The ``CELL_FIGURES`` of one cell, as PNG and PDF under ``figures_dir``."""
+    out = Path(figures_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for stem in CELL_FIGURES:
+        written += FIGURES[stem]([summary], out / stem)
     return written

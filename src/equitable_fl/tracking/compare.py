@@ -1,0 +1,171 @@
+"""The comparison tables, read back from MLflow with ``mlflow.search_runs``.
+
+One row per dataset × pruning rate: Equitable-FL against vanilla FL, mean ± sample std (ddof=1) over
+seeds. Each Equitable-FL parent run is paired with the vanilla parent run of the same (dataset, seed), so
+the vanilla columns and the gap average exactly the seeds that the Equitable-FL columns do. Column names
+and units are those of ``by_rate.csv`` (``equitable_fl.report.tables``): accuracies and ``*_pct`` in %,
+speed-ups as ratios vanilla / Equitable-FL. The accuracy-vs-sparsity figure is drawn from this table, so
+the report's figure and the cited numbers are the same numbers.
+
+Reading from the store rather than from the summaries is deliberate: what the table says is then exactly
+what users see and filter in the MLflow UI, and a cell missing from the store fails the table instead of
+being silently absent from one view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from filelock import FileLock
+
+from equitable_fl import io
+from equitable_fl.report import tables
+from equitable_fl.tracking import store
+from equitable_fl.tracking.cells import EQUITABLE, ROLE_CELL, VANILLA, cell_key
+
+KEYS = ("dataset", "pruning_rate")
+COMPARISON_METRICS = (
+    "accuracy_eqfl",
+    "accuracy_vanilla",
+    "gap_pp",
+    "sparsity_pct",
+    "size_reduction_pct",
+    "flop_speedup_model",
+    "flop_speedup_training",
+    "rounds_speedup",
+    "wallclock_speedup",
+)
+COLUMNS = (*KEYS, "n_seeds", *(f"{m}_{s}" for m in COMPARISON_METRICS for s in ("mean", "std")))
+TITLE = "Equitable-FL vs vanilla FL (dataset × pruning rate, mean ± std over seeds), from MLflow"
+
+# Equitable-FL metric (as logged on its parent run) → table column and scale.
+_EQ_METRICS = {
+    "sparsity": ("sparsity_pct", 100.0),
+    "size_reduction_pct": ("size_reduction_pct", 1.0),
+    "flop_speedup_model": ("flop_speedup_model", 1.0),
+    "flop_speedup_training": ("flop_speedup_training", 1.0),
+    "rounds_speedup": ("rounds_speedup", 1.0),
+    "wallclock_speedup": ("wallclock_speedup", 1.0),
+}
+
+
+def search_cells(target: store.Target) -> pd.DataFrame:
+    """Every active parent run of the experiment, as ``mlflow.search_runs`` returns them."""
+    import mlflow
+
+    mlflow.set_tracking_uri(target.uri)
+    runs = mlflow.search_runs(
+        experiment_names=[target.experiment],
+        filter_string=f"tags.role = '{ROLE_CELL}'",
+        output_format="pandas",
+    )
+    assert isinstance(runs, pd.DataFrame)
+    return runs
+
+
+def _column(df: pd.DataFrame, name: str) -> pd.Series:
+    """A column of ``search_runs`` output; absent (no run logged that metric) means all NaN."""
+    if name in df.columns:
+        return df[name]
+    return pd.Series(np.nan, index=df.index, dtype="float64")
+
+
+def _num(series: pd.Series) -> pd.Series:
+    return pd.to_numeric(series, errors="coerce").astype("float64")
+
+
+def paired_cells(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """One row per Equitable-FL cell of ``grid`` with its own metrics and its vanilla run's accuracy.
+
+    ``grid`` has ``datasets``, ``pruning_rates`` (labels as in paths and tags, e.g. "0.5") and ``seeds``.
+    Runs of cells outside the grid (an older config's rates) are ignored; a grid cell with no run, or with
+    more than one, raises ``ValueError``: the store must hold each cell exactly once.
+    """
+    datasets = [str(d) for d in grid["datasets"]]
+    rates = [str(r) for r in grid["pruning_rates"]]
+    seeds = [int(s) for s in grid["seeds"]]
+    if runs.empty:
+        runs = pd.DataFrame(columns=["run_id", "tags.method", "tags.dataset", "tags.seed", "tags.pruning_rate"])
+    frame = pd.DataFrame(
+        {
+            "run_id": _column(runs, "run_id"),
+            "method": _column(runs, "tags.method"),
+            "dataset": _column(runs, "tags.dataset"),
+            "seed": pd.to_numeric(_column(runs, "tags.seed"), errors="coerce"),
+            "rate": _column(runs, "tags.pruning_rate"),
+            "final_accuracy": _num(_column(runs, "metrics.final_accuracy")),
+            **{metric: _num(_column(runs, f"metrics.{metric}")) for metric in _EQ_METRICS},
+        }
+    )
+    in_grid = frame["dataset"].isin(datasets) & frame["seed"].isin(seeds)
+    eq = frame[in_grid & (frame["method"] == EQUITABLE) & frame["rate"].isin(rates)]
+    van = frame[in_grid & (frame["method"] == VANILLA)]
+
+    expected_eq = {cell_key(EQUITABLE, d, s, r) for d in datasets for s in seeds for r in rates}
+    expected_van = {cell_key(VANILLA, d, s) for d in datasets for s in seeds}
+    found_eq = [cell_key(EQUITABLE, d, int(s), r) for d, s, r in eq[["dataset", "seed", "rate"]].itertuples(index=False)]
+    found_van = [cell_key(VANILLA, d, int(s)) for d, s in van[["dataset", "seed"]].itertuples(index=False)]
+    problems = []
+    missing = sorted((expected_eq - set(found_eq)) | (expected_van - set(found_van)))
+    if missing:
+        problems.append(f"no run for {missing}")
+    dups = sorted({k for k in found_eq + found_van if (found_eq + found_van).count(k) > 1})
+    if dups:
+        problems.append(f"more than one run for {dups}")
+    if problems:
+        raise ValueError(
+            "the MLflow experiment does not hold every cell of the grid exactly once: "
+            + "; ".join(problems)
+            + ". Rerun the logging step (snakemake -R track)."
+        )
+
+    vanilla = van[["dataset", "seed", "final_accuracy"]].rename(columns={"final_accuracy": "vanilla_accuracy"})
+    cells = eq.merge(vanilla, on=["dataset", "seed"], how="left", validate="many_to_one")
+    out = pd.DataFrame(
+        {
+            "dataset": cells["dataset"].astype(str),
+            "pruning_rate": cells["rate"].astype(float),
+            "seed": cells["seed"].astype("int64"),
+            "accuracy_eqfl": 100.0 * cells["final_accuracy"],
+            "accuracy_vanilla": 100.0 * cells["vanilla_accuracy"],
+        }
+    )
+    out["gap_pp"] = out["accuracy_eqfl"] - out["accuracy_vanilla"]
+    for metric, (column, scale) in _EQ_METRICS.items():
+        out[column] = scale * cells[metric]
+    return out.sort_values(["dataset", "pruning_rate", "seed"], kind="stable").reset_index(drop=True)
+
+
+def comparison_table(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """Mean and sample std over seeds per dataset × pruning rate (std is NaN, shown "n/a", for one seed)."""
+    cells = paired_cells(runs, grid)
+    grouped = cells.groupby(list(KEYS), sort=True)
+    mean = grouped[list(COMPARISON_METRICS)].mean()
+    std = grouped[list(COMPARISON_METRICS)].std(ddof=1)
+    result = pd.DataFrame(index=mean.index)
+    result["n_seeds"] = grouped.size().astype("int64")
+    for metric in COMPARISON_METRICS:
+        result[f"{metric}_mean"] = mean[metric]
+        result[f"{metric}_std"] = std[metric]
+    return result.reset_index()[list(COLUMNS)]
+
+
+def build(*, results_dir: str, grid: Mapping[str, Sequence[Any]], out_csv: str, out_md: str) -> pd.DataFrame:
+    """Read the parent runs from the store and write ``comparison.csv`` (full precision) and ``.md``."""
+    target = store.resolve(results_dir)
+    target.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.lock_path), timeout=1800):  # never read while another invocation logs
+        store.open_client(target, results_dir)  # fails fast, with the recovery hint, if unreachable
+        runs = search_cells(target)
+    table = comparison_table(runs, grid)
+    note = (
+        f"{tables.UNITS_NOTE} Read with `mlflow.search_runs` from experiment `{target.experiment}` at "
+        f"`{target.display_uri}`; each Equitable-FL run is paired with the vanilla FL run of the same "
+        "dataset and seed."
+    )
+    io.write_text(out_csv, table.to_csv(index=False, lineterminator="\n"))
+    io.write_text(out_md, tables.to_markdown(table, TITLE, note=note))
+    return table

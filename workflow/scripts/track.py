@@ -1,0 +1,14 @@
+"""Snakemake adapter: log every finished grid cell to MLflow, exactly once (the serialised `track` rule)."""
+
+from equitable_fl.stages import run_logged
+from equitable_fl.tracking import log_cells
+
+run_logged(
+    snakemake.log[0],
+    log_cells.track,
+    cells=list(snakemake.params.cells),
+    config=dict(snakemake.params.config),
+    results_dir=snakemake.params.results_dir,
+    source_dir=snakemake.scriptdir,
+    out_logged=snakemake.output[0],
+)
