@@ -93,4 +93,7 @@ def final_outputs():
         f"{R}/tables/cells.csv",
         f"{R}/tables/by_rate.csv",
         *expand(f"{R}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["png", "pdf"]),
+        f"{R}/mlflow/logged.json",
+        f"{R}/tables/comparison.csv",
+        f"{R}/tables/comparison.md",
     ]

@@ -62,7 +62,9 @@ class RunRecord:
             "metrics": self.metrics,
             "metrics_step": self.metrics_step,
             "series": {k: [list(p) for p in v] for k, v in self.series.items()},
-            "artifacts": sorted([folder, Path(path).name, file_sha256(path)] for path, folder in self.artifacts),
+            "artifacts": sorted(
+                [folder, Path(path).name, file_sha256(path)] for path, folder in self.artifacts
+            ),
         }
 
 
@@ -122,7 +124,7 @@ def _param_value(value: Any) -> str:
 
 
 def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested dicts to dotted keys (``training.lr``); lists and scalars as compact JSON (``[1,2]``, ``true``)."""
+    """Nested dicts to dotted keys (``training.lr``); lists and scalars as compact JSON (``[1,2]``)."""
     out: dict[str, str] = {}
     for key, value in obj.items():
         name = f"{prefix}{key}"
@@ -156,7 +158,10 @@ def cell_config(config: Mapping[str, Any], dataset: str, seed: int, rate: str | 
         out["phases"] = {
             str(k): eqcfg.phase_slice(cfg, k, int(seed)) for k in range(1, len(config["phases"]) + 1)
         }
-        out["pruning"] = {**eqcfg.prune_slice(cfg, float(rate)), "rewind_round": config["pruning"]["rewind_round"]}
+        out["pruning"] = {
+            **eqcfg.prune_slice(cfg, float(rate)),
+            "rewind_round": config["pruning"]["rewind_round"],
+        }
         out["eligibility"] = dict(config["eligibility"])
         out["summary"] = dict(config["summary"])
     return out
@@ -223,8 +228,8 @@ def equitable_cell(spec: Mapping[str, Any], config: Mapping[str, Any]) -> CellRe
         "weights_sha256": file_sha256(spec["phases"][-1]["weights"]),
         "mask_sha256": file_sha256(spec["phases"][-1]["mask"]),
         "mlflow.note.content": (
-            f"Equitable-FL on {dataset}, pruning rate {rate}, seed {seed}: {len(phases)} phases. Final accuracy "
-            f"{100 * final['accuracy']:.2f}% vs vanilla {100 * final['vanilla_accuracy']:.2f}%, sparsity "
+            f"Equitable-FL on {dataset}, pruning rate {rate}, seed {seed}: {len(phases)} phases. "
+            f"Final accuracy {100 * final['accuracy']:.2f}% vs vanilla {100 * final['vanilla_accuracy']:.2f}%, sparsity "
             f"{100 * final['sparsity']:.1f}%. Masks and weights are in DVC; their sha256 are tags."
         ),
     }

@@ -88,7 +88,7 @@ def paired_cells(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> pd.Da
     rates = [str(r) for r in grid["pruning_rates"]]
     seeds = [int(s) for s in grid["seeds"]]
     if runs.empty:
-        runs = pd.DataFrame(columns=["run_id", "tags.method", "tags.dataset", "tags.seed", "tags.pruning_rate"])
+        runs = pd.DataFrame(columns=["run_id", "tags.method", "tags.dataset", "tags.seed"])
     frame = pd.DataFrame(
         {
             "run_id": _column(runs, "run_id"),
@@ -106,7 +106,10 @@ def paired_cells(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> pd.Da
 
     expected_eq = {cell_key(EQUITABLE, d, s, r) for d in datasets for s in seeds for r in rates}
     expected_van = {cell_key(VANILLA, d, s) for d in datasets for s in seeds}
-    found_eq = [cell_key(EQUITABLE, d, int(s), r) for d, s, r in eq[["dataset", "seed", "rate"]].itertuples(index=False)]
+    found_eq = [
+        cell_key(EQUITABLE, d, int(s), r)
+        for d, s, r in eq[["dataset", "seed", "rate"]].itertuples(index=False)
+    ]
     found_van = [cell_key(VANILLA, d, int(s)) for d, s in van[["dataset", "seed"]].itertuples(index=False)]
     problems = []
     missing = sorted((expected_eq - set(found_eq)) | (expected_van - set(found_van)))
@@ -122,7 +125,8 @@ def paired_cells(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> pd.Da
             + ". Rerun the logging step (snakemake -R track)."
         )
 
-    vanilla = van[["dataset", "seed", "final_accuracy"]].rename(columns={"final_accuracy": "vanilla_accuracy"})
+    vanilla = van[["dataset", "seed", "final_accuracy"]]
+    vanilla = vanilla.rename(columns={"final_accuracy": "vanilla_accuracy"})
     cells = eq.merge(vanilla, on=["dataset", "seed"], how="left", validate="many_to_one")
     out = pd.DataFrame(
         {

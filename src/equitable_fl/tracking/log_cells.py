@@ -131,7 +131,7 @@ def existing_runs(client: MlflowClient, experiment_id: str) -> dict[str, list[Ru
 
 
 def current_runs(runs: Sequence[Run], cell: CellRecord, digest: str) -> tuple[Run, list[Run]] | None:
-    """The (parent, children) already logged for exactly this content, or None if the cell must be relogged."""
+    """The (parent, children) logged for exactly this content, or None if the cell must be relogged."""
     parents = [r for r in runs if r.data.tags.get("role") == ROLE_CELL]
     if len(parents) != 1:
         return None

@@ -38,9 +38,9 @@ LOGGING_ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQ
 
 EXPERIMENT_NOTE = (
     "Equitable-FL reproduction (arXiv 2309.00864). One parent run per grid cell: Equitable-FL per "
-    "(dataset, pruning rate, seed) with one child run per phase, vanilla FL per (dataset, seed). Filter with "
-    "`tags.role = 'cell'` for parents; group by `tags.dataset` and `tags.pruning_rate`. Per-round metrics use "
-    "the global round as step. Logged by the workflow's `track` rule; see docs/tracking.md."
+    "(dataset, pruning rate, seed) with one child run per phase, vanilla FL per (dataset, seed). Filter "
+    "with `tags.role = 'cell'` for parents; group by `tags.dataset` and `tags.pruning_rate`. Per-round "
+    "metrics use the global round as step. Logged by the workflow's `track` rule; see docs/tracking.md."
 )
 
 
@@ -97,7 +97,7 @@ def redact(uri: str) -> str:
 
 
 def resolve(results_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Target:
-    """The destination for this config, from ``MLFLOW_TRACKING_URI`` / ``MLFLOW_EXPERIMENT_NAME`` or defaults."""
+    """The destination for this config: ``MLFLOW_TRACKING_URI`` / ``MLFLOW_EXPERIMENT_NAME``, else defaults."""
     env = os.environ if environ is None else environ
     user_uri = env.get("MLFLOW_TRACKING_URI", "").strip()
     uri = user_uri or default_uri(results_dir)
