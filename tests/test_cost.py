@@ -219,6 +219,7 @@ def test_other_architectures_build_and_run(arch: str, shape, options, n_convs: i
         assert c.positions == size * size
         size //= 2
     assert all(c.positions == 1 for c in costs[n_convs:])
-    if arch == "cnn_rgb":  # pooled to 4×4 whatever the resolution
+    if arch == "cnn_rgb":  # pooled down to at most 4×4, never blown up (48 → 3×3 after 4 blocks)
         last_ch = model.state_dict()[names[n_convs - 1]].shape[0]
-        assert model.state_dict()["hidden.weight"].shape[1] == last_ch * 16
+        side = min(4, shape[1] // 2**n_convs)
+        assert model.state_dict()["hidden.weight"].shape[1] == last_ch * side * side

@@ -56,8 +56,9 @@ class ConvNet(nn.Module):
                     f"{len(channels)} conv blocks shrink a {input_shape} input below 1×1; use fewer channels"
                 )
         if pool_to:
-            layers.append(nn.AdaptiveAvgPool2d(pool_to))
-            height = width = pool_to
+            # pool down to at most pool_to × pool_to; a smaller map is kept as is, never blown up
+            height, width = min(height, pool_to), min(width, pool_to)
+            layers.append(nn.AdaptiveAvgPool2d((height, width)))
         self.features = nn.Sequential(*layers)
         self.hidden = nn.Linear(in_ch * height * width, hidden)
         self.output = nn.Linear(hidden, num_classes)
