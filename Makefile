@@ -23,12 +23,20 @@ export FLWR_TELEMETRY_ENABLED := 0
 
 venv: $(STAMP)
 
+# NO_INSTALL=1 uses $(VENV) as it is (an environment managed elsewhere, or a test driving this
+# Makefile from a copy of the repository) instead of installing this checkout into it.
+NO_INSTALL ?=
+
 $(STAMP):
+ifeq ($(NO_INSTALL),)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	rm -f $(VENV)/.installed-*
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		-c requirements/lock.txt -e '.[dev]'
 	touch $(STAMP)
+else
+	@test -x $(BIN)/snakemake || { echo "NO_INSTALL is set but $(BIN)/snakemake is missing"; exit 1; }
+endif
 
 demo: $(STAMP)
 	$(BIN)/snakemake $(PROFILE) --cores $(CORES) --configfile config/demo.yaml

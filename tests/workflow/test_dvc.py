@@ -21,6 +21,7 @@ def _env() -> dict[str, str]:
     return {
         **os.environ,
         "VENV": str(VENV),
+        "NO_INSTALL": "1",  # drive `make` with the test's venv; never install the temporary copy into it
         "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
         "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -52,7 +53,11 @@ def _copy_project(dest: Path) -> None:
 
 def _versioned(root: Path) -> dict[str, bytes]:
     results = root / "results" / "demo"
-    files = [*results.rglob("mask.safetensors"), *results.rglob("ticket.safetensors"), *results.rglob("*.npz")]
+    files = [
+        *results.rglob("mask.safetensors"),
+        *results.rglob("ticket.safetensors"),
+        *results.rglob("*.npz"),
+    ]
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in files}
 
 

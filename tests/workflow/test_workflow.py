@@ -37,6 +37,8 @@ def _deterministic_files(workdir: Path) -> dict[str, str]:
             continue
         if "/tables/" in rel or "/figures/" in rel:
             continue  # they carry the measured wall-clock column
+        if "/mlflow/" in rel:
+            continue  # the tracking store: run ids and logging times differ by design
         data = path.read_bytes()
         if path.name == "summary.json":
             summary = json.loads(data)

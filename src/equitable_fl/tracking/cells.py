@@ -138,9 +138,10 @@ def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 def cell_config(config: Mapping[str, Any], dataset: str, seed: int, rate: str | None) -> dict[str, Any]:
     """Every setting the cell's results depend on, resolved the way the training rules see them.
 
-    For Equitable-FL that is the dataset and model, the clients, each phase's slice (rounds, tiers,
-    resolved training settings), pruning, eligibility, the summary tolerance and the vanilla baseline it
-    is compared with; for vanilla FL, the dataset, model, clients and the vanilla slice.
+    For Equitable-FL that is the dataset and model, the clients, the training section, each phase's slice
+    (rounds, tiers, resolved training settings), pruning, eligibility, the summary tolerance and the
+    vanilla baseline it is compared with; for vanilla FL, the dataset, model, clients, training section
+    and the vanilla slice.
     """
     ds = config["datasets"][dataset]
     out: dict[str, Any] = {
@@ -150,6 +151,7 @@ def cell_config(config: Mapping[str, Any], dataset: str, seed: int, rate: str | 
         "data": {"options": dict(ds.get("options") or {})},
         "model": dict(ds["model"]),
         "clients": eqcfg.clients_slice(dict(config)),
+        "training": eqcfg.training_slice(dict(config)),  # the base section; phases may override it
         "vanilla": eqcfg.vanilla_slice(dict(config), int(seed)),
     }
     if rate is not None:
@@ -229,8 +231,9 @@ def equitable_cell(spec: Mapping[str, Any], config: Mapping[str, Any]) -> CellRe
         "mask_sha256": file_sha256(spec["phases"][-1]["mask"]),
         "mlflow.note.content": (
             f"Equitable-FL on {dataset}, pruning rate {rate}, seed {seed}: {len(phases)} phases. "
-            f"Final accuracy {100 * final['accuracy']:.2f}% vs vanilla {100 * final['vanilla_accuracy']:.2f}%, sparsity "
-            f"{100 * final['sparsity']:.1f}%. Masks and weights are in DVC; their sha256 are tags."
+            f"Final accuracy {100 * final['accuracy']:.2f}% vs vanilla "
+            f"{100 * final['vanilla_accuracy']:.2f}%, sparsity {100 * final['sparsity']:.1f}%. "
+            "Masks and weights are in DVC; their sha256 are tags."
         ),
     }
     series = round_series(m["history"] for m in phases)

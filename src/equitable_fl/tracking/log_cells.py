@@ -24,7 +24,6 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
@@ -294,7 +293,3 @@ def track(
         },
     )
     return logged
-
-
-def logged_cells(path: str | Path) -> list[dict[str, Any]]:
-    return list(io.read_json(path)["cells"])

@@ -13,12 +13,15 @@ This module imports MLflow only inside the functions that need a client: the Sna
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
+
+from equitable_fl.progress import LOGGER_NAME
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -97,7 +100,7 @@ def redact(uri: str) -> str:
 
 
 def resolve(results_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Target:
-    """The destination for this config: ``MLFLOW_TRACKING_URI`` / ``MLFLOW_EXPERIMENT_NAME``, else defaults."""
+    """This config's destination: ``MLFLOW_TRACKING_URI`` / ``MLFLOW_EXPERIMENT_NAME``, else defaults."""
     env = os.environ if environ is None else environ
     user_uri = env.get("MLFLOW_TRACKING_URI", "").strip()
     uri = user_uri or default_uri(results_dir)
@@ -137,7 +140,7 @@ def _env(values: Mapping[str, str], *, override: bool) -> Iterator[None]:
 
 def unavailable_message(target: Target, error: BaseException, results_dir: str | os.PathLike[str]) -> str:
     """What failed, that nothing is lost, and how to recover: the text users see in the failed job's log."""
-    first_line = (str(error).strip().splitlines() or [""])[0][:300]
+    first_line = (str(error).strip().splitlines() or [""])[0][:600]
     fix = (
         "check that the folder is writable"
         if target.default_store
@@ -146,7 +149,7 @@ def unavailable_message(target: Target, error: BaseException, results_dir: str |
     )
     return (
         f"MLflow tracking store {target.display_uri} is unreachable: {type(error).__name__}: {first_line}\n"
-        f"Training outputs are intact: results under {results_dir} were not changed and nothing was lost. "
+        f"Training outputs are intact: nothing under {Path(results_dir).as_posix()}/ was changed or deleted. "
         f"To recover, {fix}, then rerun snakemake: it logs the finished cells without retraining them."
     )
 
@@ -168,7 +171,8 @@ def open_client(target: Target, results_dir: str | os.PathLike[str]) -> MlflowCl
         with _env(PROBE_ENV, override=True):
             client.search_experiments(max_results=1)
     except Exception as exc:  # any failure to answer means the same to the user: not reachable
-        raise TrackingUnavailable(unavailable_message(target, exc, results_dir)) from exc
+        # ``from None``: the message already names the cause; MLflow's chained traceback would bury it.
+        raise TrackingUnavailable(unavailable_message(target, exc, results_dir)) from None
     for key, value in LOGGING_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     return client
@@ -196,9 +200,15 @@ def ensure_experiment(client: MlflowClient, target: Target) -> str:
                 raise
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
+    if target.artifact_location is not None and exp.artifact_location != target.artifact_location:
+        # MLflow stores artifact locations as absolute paths: a copied or moved results folder still points
+        # at the old one. Logging works, but the artifacts land there; say so instead of hiding it.
+        logging.getLogger(LOGGER_NAME).warning(
+            "experiment %r keeps its artifacts in %s, not in %s (was the results folder copied or moved?); "
+            "delete %s and rerun `snakemake -R track` to rebuild the store in place",
+            target.experiment,
+            exp.artifact_location,
+            target.artifact_location,
+            target.lock_path.parent,
+        )
     return str(exp.experiment_id)
-
-
-def experiment_info(client: MlflowClient, experiment_id: str) -> dict[str, Any]:
-    exp = client.get_experiment(experiment_id)
-    return {"experiment_id": str(exp.experiment_id), "artifact_location": exp.artifact_location}
