@@ -19,7 +19,11 @@ export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export FLWR_TELEMETRY_ENABLED := 0
 
-.PHONY: venv demo paper pull test lint format clean-demo
+STAGE ?= demo
+STAGE_CONFIG_demo := config/demo.yaml
+STAGE_CONFIG_paper := config/config.yaml
+
+.PHONY: venv demo paper report pull test lint format clean-demo
 
 venv: $(STAMP)
 
@@ -41,6 +45,10 @@ endif
 demo: $(STAMP)
 	$(BIN)/snakemake $(PROFILE) --cores $(CORES) --configfile config/demo.yaml
 
+# Self-contained HTML report (every figure captioned) of a finished run: make report [STAGE=paper]
+report: $(STAMP)
+	$(BIN)/snakemake $(PROFILE) --configfile $(STAGE_CONFIG_$(STAGE)) --report results/$(STAGE)/report.html
+
 # The full paper grid (needs the datasets: downloads them, or see README "Datasets offline").
 paper: $(STAMP)
 	$(BIN)/snakemake $(PROFILE) --cores $(CORES) --configfile config/config.yaml
@@ -48,9 +56,6 @@ paper: $(STAMP)
 # `make pull STAGE=demo|paper`: fetch a stage's versioned results from the DVC remote. Pulled files
 # carry the time of the pull, not of their creation, so they are then re-dated in workflow order
 # (`snakemake --touch`): Snakemake sees them as up to date instead of retraining them.
-STAGE ?= demo
-STAGE_CONFIG_demo := config/demo.yaml
-STAGE_CONFIG_paper := config/config.yaml
 pull: $(STAMP)
 	$(BIN)/dvc pull $(STAGE)
 	$(BIN)/snakemake $(PROFILE) --cores 1 --configfile $(STAGE_CONFIG_$(STAGE)) --touch --quiet rules
