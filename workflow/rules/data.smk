@@ -12,6 +12,8 @@ for _name in FETCHABLE:
         log:
             f"{R}/logs/fetch/{_name}.log",
         retries: config["fetch"]["retries"]
+        # downloads run where Snakemake runs (on a cluster: the login node, which has the network)
+        localrule: True
         conda:
             ENV
         params:
