@@ -57,7 +57,7 @@ def test_validate_fills_defaults() -> None:
     assert cfg["eligibility"] == {"check_budget": True}
     assert cfg["vanilla"] == {"participation": "all"}
     assert cfg["summary"] == {"target_tolerance": 0.01}
-    assert cfg["compute"] == {"train_threads": 1}
+    assert cfg["compute"] == {"train_threads": 1, "device": "auto"}
     assert cfg["results_dir"] == "results"
     assert cfg["clients"]["partition"] == {"method": "iid"}
     assert cfg["clients"]["tiers"] == {"count": 3, "method": "quantile"}
@@ -98,6 +98,7 @@ def _set(cfg: dict[str, Any], path: str, value: Any) -> None:
         ("clients.partition.method", "shards", "is not one of"),
         ("eligibility.check_budget", "yes", "is not of type 'boolean'"),
         ("datasets.mnist-sample.model.arch", "resnet", "is not one of"),
+        ("compute.device", "gpu", "does not match"),
     ],
 )
 def test_schema_rejects_unknown_keys_and_bad_values(path: str, value: Any, match: str) -> None:

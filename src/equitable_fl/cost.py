@@ -42,7 +42,7 @@ def layer_costs(model: nn.Module, input_shape: Sequence[int]) -> list[LayerCost]
             hooks.append(mod.register_forward_hook(hook))
     try:
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
+            model(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
     finally:
         for h in hooks:
             h.remove()

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from equitable_fl.data.tensors import TensorData
+from equitable_fl.device import synchronize
 
 State = dict[str, torch.Tensor]
 
@@ -99,7 +100,9 @@ class MaskedParams:
 
     def __init__(self, model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
         params = dict(model.named_parameters())
-        self.pairs = [(params[name], ~m.bool()) for name, m in mask.items() if not bool(m.all())]
+        self.pairs = [
+            (params[name], ~m.bool().to(params[name].device)) for name, m in mask.items() if not bool(m.all())
+        ]
 
     @torch.no_grad()
     def apply_(self) -> None:
@@ -125,7 +128,8 @@ def local_train(
     total_loss, steps = 0.0, 0
     n = len(indices)
     for _ in range(settings.local_epochs):
-        order = indices[torch.randperm(n, generator=generator)]
+        # the permutation is drawn on the CPU generator (same bits on every device), then moved
+        order = indices[torch.randperm(n, generator=generator).to(indices.device)]
         for start in range(0, n, settings.batch_size):
             batch = order[start : start + settings.batch_size]
             xb = data.normalise(data.x_train[batch])
@@ -207,8 +211,10 @@ def run_rounds(
             "no client is eligible for this phase: loosen the tier thresholds or the resources, "
             "or disable eligibility.check_budget"
         )
+    device = next(model.parameters()).device
     masked = MaskedParams(model, mask)
-    state: State = {k: v.detach().clone() for k, v in start_state.items()}
+    pruned = {name: ~m.bool().to(device) for name, m in mask.items()}
+    state: State = {k: v.detach().to(device).clone() for k, v in start_state.items()}
     history: list[RoundRecord] = []
     snapshots: dict[int, State] = {}
     if 0 in snapshot_rounds:
@@ -216,6 +222,7 @@ def run_rounds(
     for rnd in range(1, rounds + 1):
         chosen = sample_clients(eligible, settings, seed, stream, rnd)
         client_states, weights, losses = [], [], []
+        synchronize(device)
         t0 = time.perf_counter()
         for client in chosen:
             gen = torch.Generator().manual_seed(stream_seed(seed, stream, rnd, client))
@@ -223,10 +230,11 @@ def run_rounds(
             client_states.append(new_state)
             weights.append(float(len(client_indices[client])))
             losses.append(loss)
+        synchronize(device)
         train_seconds = time.perf_counter() - t0
         state = fedavg(client_states, weights)
-        for name, m in mask.items():
-            state[name].masked_fill_(~m.bool(), 0.0)
+        for name, p in pruned.items():
+            state[name].masked_fill_(p, 0.0)
         accuracy, loss = evaluate(model, state, data, settings.eval_batch_size)
         record = RoundRecord(
             round=rnd,

@@ -14,6 +14,9 @@ SEEDS = [int(s) for s in config["grid"]["seeds"]]
 RATES = [eqcfg.rate_label(r) for r in config["grid"]["pruning_rates"]]
 NUM_PHASES = len(config["phases"])
 TRAIN_THREADS = int(config["compute"]["train_threads"])
+DEVICE = config["compute"]["device"]
+# GPUs a training job asks the scheduler for (SLURM's `gpu` resource); 0 unless CUDA is configured
+TRAIN_GPUS = 1 if DEVICE.startswith("cuda") else 0
 # downloadable datasets get a fetch rule each; only those in the grid are ever run
 FETCHABLE = [n for n in DATASETS if not registry.get(n).embedded]
 

@@ -40,8 +40,11 @@ rule phase1:
     conda:
         ENV
     threads: TRAIN_THREADS
+    resources:
+        gpu=TRAIN_GPUS,
     params:
         phase=lambda wc: eqcfg.phase_slice(config, 1, int(wc.seed)),
+        device=DEVICE,
     script:
         "../scripts/train_phase.py"
 
@@ -82,8 +85,11 @@ rule phase:
     conda:
         ENV
     threads: TRAIN_THREADS
+    resources:
+        gpu=TRAIN_GPUS,
     params:
         phase=lambda wc: eqcfg.phase_slice(config, int(wc.k), int(wc.seed)),
+        device=DEVICE,
     script:
         "../scripts/train_phase.py"
 
@@ -107,8 +113,11 @@ rule vanilla:
     conda:
         ENV
     threads: TRAIN_THREADS
+    resources:
+        gpu=TRAIN_GPUS,
     params:
         vanilla=lambda wc: eqcfg.vanilla_slice(config, int(wc.seed)),
+        device=DEVICE,
     script:
         "../scripts/train_vanilla.py"
 

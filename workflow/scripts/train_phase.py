@@ -14,6 +14,7 @@ run_logged(
     start_mask=snakemake.input.mask,
     params=snakemake.params.phase,
     threads=snakemake.threads,
+    device=snakemake.params.device,
     out_weights=snakemake.output.weights,
     out_mask=snakemake.output.mask,
     out_metrics=snakemake.output.metrics,

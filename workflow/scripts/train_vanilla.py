@@ -14,6 +14,7 @@ run_logged(
     init_mask=snakemake.input.mask,
     params=snakemake.params.vanilla,
     threads=snakemake.threads,
+    device=snakemake.params.device,
     out_weights=snakemake.output.weights,
     out_metrics=snakemake.output.metrics,
     out_participation=snakemake.output.participation,

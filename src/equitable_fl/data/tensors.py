@@ -44,12 +44,14 @@ class TensorData:
     num_classes: int
 
     @classmethod
-    def from_prepared(cls, ds: PreparedDataset) -> TensorData:
+    def from_prepared(cls, ds: PreparedDataset, device: torch.device | str = "cpu") -> TensorData:
+        """All splits moved to ``device`` once: batches are then gathered where the model runs."""
+        norm = Normaliser.fit(ds.x_train)
         return cls(
-            x_train=torch.from_numpy(ds.x_train),
-            y_train=torch.from_numpy(ds.y_train),
-            x_test=torch.from_numpy(ds.x_test),
-            y_test=torch.from_numpy(ds.y_test),
-            normalise=Normaliser.fit(ds.x_train),
+            x_train=torch.from_numpy(ds.x_train).to(device),
+            y_train=torch.from_numpy(ds.y_train).to(device),
+            x_test=torch.from_numpy(ds.x_test).to(device),
+            y_test=torch.from_numpy(ds.y_test).to(device),
+            normalise=Normaliser(norm.mean.to(device), norm.std.to(device)),
             num_classes=ds.num_classes,
         )

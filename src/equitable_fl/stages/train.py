@@ -11,6 +11,7 @@ import torch
 from equitable_fl import checkpoint, cost, io
 from equitable_fl.data.prepared import load_prepared
 from equitable_fl.data.tensors import TensorData
+from equitable_fl.device import resolve_device
 from equitable_fl.eligibility import decide
 from equitable_fl.fedavg import RoundRecord, TrainSettings, run_rounds
 from equitable_fl.mask import Mask
@@ -64,11 +65,12 @@ class _Context:
 
 
 def _load_context(
-    npz: str, meta: str, partition_json: str, clients_json: str, model_card: str, threads: int
+    npz: str, meta: str, partition_json: str, clients_json: str, model_card: str, threads: int, device: str
 ) -> _Context:
     torch.set_num_threads(max(1, int(threads)))
+    where = resolve_device(device)
     spec = ModelSpec.from_dict(io.read_json(model_card))
-    data = TensorData.from_prepared(load_prepared(npz, meta))
+    data = TensorData.from_prepared(load_prepared(npz, meta), where)
     parts = from_json(io.read_json(partition_json)["clients"])
     profiles = profiles_from_json(io.read_json(clients_json)["clients"])
     if len(parts) != len(profiles):
@@ -76,7 +78,11 @@ def _load_context(
             f"{partition_json} has {len(parts)} clients but {clients_json} has {len(profiles)}; "
             "both come from clients.count: rerun the partition and clients steps"
         )
-    return _Context(spec, spec.build(), data, [torch.from_numpy(p) for p in parts], profiles)
+    logging.getLogger(LOGGER_NAME).info(
+        "training on %s with %d CPU thread(s)", where, torch.get_num_threads()
+    )
+    indices = [torch.from_numpy(p).to(where) for p in parts]
+    return _Context(spec, spec.build().to(where), data, indices, profiles)
 
 
 def _timing(history: list[RoundRecord], threads: int) -> dict[str, Any]:
@@ -179,9 +185,10 @@ def phase(
     out_participation: str,
     out_timing: str,
     out_rewind: str | None = None,
+    device: str = "cpu",
 ) -> None:
     """Train one Equitable-FL phase from its ticket; phase 1 also keeps the rewind point."""
-    ctx = _load_context(npz, meta, partition_json, clients_json, model_card, threads)
+    ctx = _load_context(npz, meta, partition_json, clients_json, model_card, threads, device)
     start = checkpoint.load_state(start_weights, ctx.model.state_dict())
     mask = Mask.load(start_mask)
     k = int(params["phase"])
@@ -229,9 +236,10 @@ def vanilla(
     out_metrics: str,
     out_participation: str,
     out_timing: str,
+    device: str = "cpu",
 ) -> None:
     """Dense FedAvg baseline: all clients (or only those that afford the dense model)."""
-    ctx = _load_context(npz, meta, partition_json, clients_json, model_card, threads)
+    ctx = _load_context(npz, meta, partition_json, clients_json, model_card, threads, device)
     start = checkpoint.load_state(init_weights, ctx.model.state_dict())
     dense = Mask.load(init_mask)
     if dense.density != 1.0:
