@@ -50,8 +50,9 @@ class ModelSpec:
     def init(self, seed: int) -> nn.Module:
         return init_model(self.arch, self.input_shape, self.num_classes, seed, self.options)
 
-    def prunable(self, model: nn.Module, prune_output: bool = True) -> list[str]:
-        return prunable_names(model, include_output=prune_output)
+    def prunable(self, model: nn.Module) -> list[str]:
+        """Every conv and linear weight; how fast each shrinks is the pruning settings' business."""
+        return prunable_names(model)
 
 
 def measure_cost(

@@ -10,7 +10,7 @@ by its largest value over the clients; tiers (1 = strongest) come from threshold
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -32,14 +32,7 @@ class ClientProfile:
     tier: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "client": self.client,
-            "compute": self.compute,
-            "storage": self.storage,
-            "bandwidth": self.bandwidth,
-            "score": self.score,
-            "tier": self.tier,
-        }
+        return asdict(self)
 
 
 def sample_resources(num_clients: int, seed: int, cfg: dict[str, Any]) -> np.ndarray:
