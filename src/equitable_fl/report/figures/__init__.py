@@ -1,0 +1,88 @@
+"""Paper-style figures of the grid: accuracy over rounds, accuracy vs sparsity, model size, participation.
+
+One module per figure family (``accuracy_round``, ``accuracy_sparsity``, ``model_size``, ``clients``),
+so a family can be read and changed without wading through the others; ``style`` holds the shared look
+and the one draw-and-save path, ``summaries`` the shared reading of cell summaries into numbers. This
+package only wires them together: the ``FIGURES`` registry that the workflow's file lists mirror, and
+the two entry points used by ``equitable_fl.stages.report``.
+
+Nothing here changes global matplotlib state on import or on use: figures are ``Figure`` objects drawn
+under a local ``rc_context`` (see :mod:`equitable_fl.report.figures.style`). Every figure is saved as
+PNG (150 dpi) and PDF, atomically and without timestamps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from equitable_fl.report.figures.accuracy_round import plot_accuracy_vs_round
+from equitable_fl.report.figures.accuracy_sparsity import (
+    SparsityPoint,
+    plot_accuracy_vs_sparsity,
+    plot_accuracy_vs_sparsity_table,
+    sparsity_points,
+)
+from equitable_fl.report.figures.clients import plot_clients_per_phase
+from equitable_fl.report.figures.model_size import plot_model_size
+from equitable_fl.report.figures.style import save_figure
+from equitable_fl.report.figures.summaries import PlotFn, Summary
+
+__all__ = [
+    "CELL_FIGURES",
+    "FIGURES",
+    "PlotFn",
+    "SparsityPoint",
+    "Summary",
+    "plot_accuracy_vs_round",
+    "plot_accuracy_vs_sparsity",
+    "plot_accuracy_vs_sparsity_table",
+    "plot_clients_per_phase",
+    "plot_model_size",
+    "save_figure",
+    "sparsity_points",
+    "write_all",
+    "write_cell",
+]
+
+FIGURES: dict[str, PlotFn] = {
+    "accuracy_vs_round": plot_accuracy_vs_round,
+    "accuracy_vs_sparsity": plot_accuracy_vs_sparsity,
+    "model_size": plot_model_size,
+    "clients_per_phase": plot_clients_per_phase,
+}
+
+
+# Figures that describe a single cell (one dataset, rate and seed): logged to MLflow with that cell.
+CELL_FIGURES = ("accuracy_vs_round", "model_size", "clients_per_phase")
+
+
+def write_all(
+    summaries: Sequence[Summary], figures_dir: str | Path, comparison: pd.DataFrame | None = None
+) -> list[Path]:
+    """Write every figure in ``FIGURES`` as ``<figures_dir>/<stem>.png`` and ``.pdf``; return the paths.
+
+    With ``comparison`` (the per-rate table read from MLflow), accuracy vs sparsity is drawn from that
+    table instead of from the summaries, so the figure shows the cited numbers.
+    """
+    out = Path(figures_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for stem, plot in FIGURES.items():
+        if stem == "accuracy_vs_sparsity" and comparison is not None:
+            written += plot_accuracy_vs_sparsity_table(comparison, out / stem)
+        else:
+            written += plot(summaries, out / stem)
+    return written
+
+
+def write_cell(summary: Summary, figures_dir: str | Path) -> list[Path]:
+    """The ``CELL_FIGURES`` of one cell, as PNG and PDF under ``figures_dir``."""
+    out = Path(figures_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for stem in CELL_FIGURES:
+        written += FIGURES[stem]([summary], out / stem)
+    return written
