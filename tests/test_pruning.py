@@ -39,14 +39,14 @@ def test_layerwise_hand_made_removes_smallest_survivors() -> None:
     w = torch.tensor([0.9, -0.1, 0.5, -0.7, 0.3, 0.05, -0.8, 0.2])
     old = bools([1, 1, 1, 1, 1, 0, 1, 1])  # 0.05 already pruned: must not count as a removal
     # 7 survivors × 0.3 = 2.1 → remove 2: |-0.1| (idx 1) and |0.2| (idx 7)
-    new = prune("layerwise", {"hidden.weight": w}, Mask({"hidden.weight": old}), PruneSettings(rate=0.3))
+    new = prune("layerwise", {"hidden.weight": w}, Mask({"hidden.weight": old}), PruneSettings(rate=0.3, output_rate_factor=0.5))
     assert new["hidden.weight"].tolist() == [True, False, True, True, True, False, True, False]
 
 
 def test_layerwise_previously_pruned_stay_pruned_even_if_large() -> None:
     w = torch.tensor([[5.0, 0.1, 0.2], [0.3, 9.0, 0.4]])
     old = bools([[0, 1, 1], [1, 0, 1]])  # the largest weights were pruned earlier
-    new = prune("layerwise", {"x.weight": w}, Mask({"x.weight": old}), PruneSettings(rate=0.5))
+    new = prune("layerwise", {"x.weight": w}, Mask({"x.weight": old}), PruneSettings(rate=0.5, output_rate_factor=0.5))
     # 4 survivors × 0.5 → drop 0.1 and 0.2
     assert new["x.weight"].tolist() == [[False, False, False], [True, False, True]]
 
@@ -57,7 +57,7 @@ def test_layerwise_each_layer_keeps_one_minus_rate_of_survivors() -> None:
     gen = torch.Generator().manual_seed(1)
     old = Mask({n: torch.rand(*s, generator=gen) > 0.3 for n, s in sizes.items()})
     rate = 0.35
-    new = prune("layerwise", weights, old, PruneSettings(rate=rate))
+    new = prune("layerwise", weights, old, PruneSettings(rate=rate, output_rate_factor=0.5))
     for n in sizes:
         survivors = int(old[n].sum())
         kept = int(new[n].sum())
@@ -146,7 +146,7 @@ def test_pruning_twice_at_half_gives_three_quarters_sparsity(scope: str) -> None
     sizes = {"a.weight": (200,), "b.weight": (10, 30)}
     mask = Mask.ones_like(random_layers(0, sizes), list(sizes))
     for seed in (10, 11):  # retrained weights differ between phases
-        mask = prune(scope, random_layers(seed, sizes), mask, PruneSettings(rate=0.5))
+        mask = prune(scope, random_layers(seed, sizes), mask, PruneSettings(rate=0.5, output_rate_factor=0.5))
     assert mask.sparsity == pytest.approx(0.75, abs=0.005)
 
 
@@ -154,7 +154,7 @@ def test_pruning_twice_at_half_gives_three_quarters_sparsity(scope: str) -> None
 def test_ties_all_equal_weights_remove_exactly_k_deterministically(scope: str) -> None:
     weights = {"a.weight": torch.full((10,), 0.5), "b.weight": torch.full((2, 5), -0.5)}
     old = Mask.ones_like(weights, list(weights))
-    s = PruneSettings(rate=0.3)
+    s = PruneSettings(rate=0.3, output_rate_factor=0.5)
     first = prune(scope, weights, old, s)
     second = prune(scope, {n: t.clone() for n, t in weights.items()}, old, s)
     for n in weights:
@@ -177,22 +177,22 @@ def test_same_random_input_same_mask() -> None:
     weights["a.weight"][::4] = 0.25  # plenty of ties
     old = Mask.ones_like(weights, list(sizes))
     for scope in STRATEGIES:
-        m1 = prune(scope, weights, old, PruneSettings(rate=0.45))
-        m2 = prune(scope, weights, old, PruneSettings(rate=0.45))
+        m1 = prune(scope, weights, old, PruneSettings(rate=0.45, output_rate_factor=0.5))
+        m2 = prune(scope, weights, old, PruneSettings(rate=0.45, output_rate_factor=0.5))
         assert all(torch.equal(m1[n], m2[n]) for n in sizes)
 
 
 def test_rate_zero_keeps_mask() -> None:
     weights = random_layers(8, {"a.weight": (30,)})
     old = Mask({"a.weight": torch.arange(30) % 3 != 0})
-    new = prune("layerwise", weights, old, PruneSettings(rate=0.0))
+    new = prune("layerwise", weights, old, PruneSettings(rate=0.0, output_rate_factor=0.5))
     assert torch.equal(new["a.weight"], old["a.weight"])
 
 
 def test_unknown_strategy_raises() -> None:
     weights = random_layers(0, {"a.weight": (4,)})
     with pytest.raises(ValueError, match=r"unknown pruning strategy 'magic'.*global.*layerwise"):
-        prune("magic", weights, Mask.ones_like(weights, ["a.weight"]), PruneSettings(rate=0.5))
+        prune("magic", weights, Mask.ones_like(weights, ["a.weight"]), PruneSettings(rate=0.5, output_rate_factor=0.5))
 
 
 def test_registry_has_both_strategies() -> None:
@@ -203,13 +203,13 @@ def test_registry_has_both_strategies() -> None:
 def test_prune_checks_mask_fits_weights() -> None:
     weights = {"a.weight": torch.randn(4, 3)}
     with pytest.raises(MaskError, match=r"'a.weight'"):
-        prune("layerwise", weights, Mask({"a.weight": torch.ones(3, 4)}), PruneSettings(rate=0.5))
+        prune("layerwise", weights, Mask({"a.weight": torch.ones(3, 4)}), PruneSettings(rate=0.5, output_rate_factor=0.5))
 
 
 @pytest.mark.parametrize("rate", [1.0, 1.5, -0.1])
 def test_prune_settings_rejects_bad_rate(rate: float) -> None:
     with pytest.raises(ValueError, match=r"pruning rate"):
-        PruneSettings(rate=rate)
+        PruneSettings(rate=rate, output_rate_factor=0.5)
 
 
 def test_prune_settings_rejects_negative_or_too_large_output_factor() -> None:

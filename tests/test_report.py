@@ -107,18 +107,18 @@ def test_cell_table_rows_sorted_and_values() -> None:
     assert keys == [("a-set", 0.3, 5), ("a-set", 0.5, 0), ("a-set", 0.5, 2), ("b-set", 0.7, 1)]
 
     row = df.iloc[1]  # a-set, 0.5, seed 0
-    assert row["accuracy_eqfl"] == pytest.approx(91.0)
-    assert row["accuracy_vanilla"] == pytest.approx(97.0)
-    assert row["gap_pp"] == pytest.approx(-6.0)
+    assert row["final_accuracy_pct"] == pytest.approx(91.0)
+    assert row["vanilla_accuracy_pct"] == pytest.approx(97.0)
+    assert row["accuracy_gap_pp"] == pytest.approx(-6.0)
     assert row["comm_reduction_pct"] == pytest.approx(75.0)  # 1 - 500/2000
-    assert df.iloc[2]["gap_pp"] == pytest.approx(1.0)
+    assert df.iloc[2]["accuracy_gap_pp"] == pytest.approx(1.0)
     assert df.iloc[3]["comm_reduction_pct"] == pytest.approx(75.0)  # 1 - 250/1000
     assert row["sparsity_pct"] == pytest.approx(100.0 * (1 - 0.5**2))
     assert row["clients_final_phase"] == BASE["phases"][-1]["clients_took_part"]
     assert row["flop_speedup_training"] == pytest.approx(BASE["final"]["flop_speedup_training"])
     assert row["wallclock_speedup"] == pytest.approx(BASE["measured"]["wallclock_speedup_final_phase"])
-    assert row["rounds_to_target_vanilla"] == BASE["rounds_to_target"]["vanilla_round"]
-    assert pd.isna(row["rounds_to_target_eqfl"])  # null in the fixture: target never reached
+    assert row["vanilla_rounds_to_target"] == BASE["rounds_to_target"]["vanilla_round"]
+    assert pd.isna(row["rounds_to_target"])  # null in the fixture: target never reached
     assert math.isnan(row["rounds_speedup"])
 
 
@@ -126,7 +126,7 @@ def test_cell_table_matches_real_fixture() -> None:
     df = tables.cell_table(tables.load_summaries([FIXTURE]))
     row = df.iloc[0]
     final = BASE["final"]
-    assert row["gap_pp"] == pytest.approx(final["accuracy_gap_pp"])
+    assert row["accuracy_gap_pp"] == pytest.approx(final["accuracy_gap_pp"])
     assert row["size_reduction_pct"] == pytest.approx(final["size_reduction_pct"])
     expected = 100.0 * (1.0 - final["bytes_communicated"] / final["vanilla_bytes_communicated"])
     assert row["comm_reduction_pct"] == pytest.approx(expected)
@@ -147,11 +147,11 @@ def test_grouped_table_mean_std_over_seeds() -> None:
     assert list(g["n_seeds"]) == [3, 1]
     row = g.iloc[0]
     pct = 100.0 * np.array(accs)
-    assert row["accuracy_eqfl_mean"] == pytest.approx(np.mean(pct))
-    assert row["accuracy_eqfl_std"] == pytest.approx(np.std(pct, ddof=1))
-    assert row["gap_pp_mean"] == pytest.approx(np.mean(pct - 95.0))
-    assert row["accuracy_vanilla_std"] == pytest.approx(0.0)
-    assert math.isnan(g.iloc[1]["accuracy_eqfl_std"])  # one seed: no spread, not a fake 0
+    assert row["final_accuracy_pct_mean"] == pytest.approx(np.mean(pct))
+    assert row["final_accuracy_pct_std"] == pytest.approx(np.std(pct, ddof=1))
+    assert row["accuracy_gap_pp_mean"] == pytest.approx(np.mean(pct - 95.0))
+    assert row["vanilla_accuracy_pct_std"] == pytest.approx(0.0)
+    assert math.isnan(g.iloc[1]["final_accuracy_pct_std"])  # one seed: no spread, not a fake 0
 
 
 def test_grouped_table_rounds_mean_skips_unreached_seeds() -> None:
@@ -180,19 +180,19 @@ def test_markdown_tables(tmp_path: Path) -> None:
     assert set(table[1].replace("|", "").split()) <= {"---:", ":---"}
     assert len(table) == 2 + len(cells)
     assert all(line.count("|") == len(tables.CELL_COLUMNS) + 1 for line in table)
-    assert "| n/a |" in table[2]  # rounds_to_target_eqfl is null in every cell
+    assert "| n/a |" in table[2]  # rounds_to_target is null in every cell
 
     back = pd.read_csv(tmp_path / "cells.csv")
     assert len(back) == len(cells)
-    np.testing.assert_allclose(back["gap_pp"], cells["gap_pp"], rtol=0, atol=0)  # full precision
+    np.testing.assert_allclose(back["accuracy_gap_pp"], cells["accuracy_gap_pp"], rtol=0, atol=0)  # full precision
 
     grouped = tables.grouped_table(summaries)
     tables.write_table(grouped, tmp_path / "g.csv", tmp_path / "g.md", "By rate")
     gmd = [line for line in (tmp_path / "g.md").read_text(encoding="utf-8").splitlines() if line[:1] == "|"]
     assert len(gmd) == 2 + 2
     header = [h.strip() for h in gmd[0].strip("|").split("|")]
-    assert "accuracy_eqfl" in header and "accuracy_eqfl_mean" not in header
-    cell = [c.strip() for c in gmd[2].strip("|").split("|")][header.index("accuracy_eqfl")]
+    assert "final_accuracy_pct" in header and "final_accuracy_pct_mean" not in header
+    cell = [c.strip() for c in gmd[2].strip("|").split("|")][header.index("final_accuracy_pct")]
     mean, std = np.mean([95.0, 96.0, 97.0]), np.std([95.0, 96.0, 97.0], ddof=1)
     assert cell == f"{mean:.2f} ± {std:.2f}" == "96.00 ± 1.00"
     assert [c.strip() for c in gmd[2].strip("|").split("|")][header.index("n_seeds")] == "3"
@@ -201,12 +201,12 @@ def test_markdown_tables(tmp_path: Path) -> None:
 
 
 def test_none_values_render_as_na() -> None:
-    assert tables.format_value(None, "gap_pp") == "n/a"
-    assert tables.format_value(float("nan"), "gap_pp") == "n/a"
+    assert tables.format_value(None, "accuracy_gap_pp") == "n/a"
+    assert tables.format_value(float("nan"), "accuracy_gap_pp") == "n/a"
     assert tables.format_value(pd.NA, "seed") == "n/a"
-    assert tables.format_value(12.0, "rounds_to_target_eqfl") == "12"
+    assert tables.format_value(12.0, "rounds_to_target") == "12"
     assert tables.format_value(0.5, "pruning_rate") == "0.5"
-    assert tables.format_value(97.2049, "accuracy_eqfl") == "97.20"
+    assert tables.format_value(97.2049, "final_accuracy_pct") == "97.20"
 
 
 def test_cell_with_missing_optional_values() -> None:
@@ -223,10 +223,10 @@ def test_cell_with_missing_optional_values() -> None:
         "comm_reduction_pct",
         "wallclock_speedup",
         "rounds_speedup",
-        "accuracy_vanilla",
+        "vanilla_accuracy_pct",
     ):
         assert math.isnan(row[col]), col
-    assert row["gap_pp"] == pytest.approx(s["final"]["accuracy_gap_pp"])  # falls back to the stored gap
+    assert row["accuracy_gap_pp"] == pytest.approx(s["final"]["accuracy_gap_pp"])  # falls back to the stored gap
     md = tables.to_markdown(df, "t")
     assert md.count("n/a") >= 6
     assert len(tables.grouped_table([s])) == 1

@@ -10,13 +10,25 @@ reported separately.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 TRAIN_FLOPS_FACTOR = 3.0  # forward + backward (input and weight gradients) ≈ 3 × forward
 BYTES_PER_VALUE = 4  # fp32
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """What one client pays for a model: the budgets the eligibility check compares against."""
+
+    storage_bytes: float
+    train_flops_per_sample: float
+    transfer_bytes_per_round: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -10,21 +10,10 @@ otherwise the record says why not.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
+from equitable_fl.cost import ModelCost
 from equitable_fl.resources import ClientProfile
-
-
-@dataclass(frozen=True)
-class ModelCost:
-    storage_bytes: float
-    train_flops_per_sample: float
-    transfer_bytes_per_round: float
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
 
 # resource name → ModelCost field it pays for
 _PAYS_FOR = {

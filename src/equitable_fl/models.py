@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+# The weight of the classification layer of every architecture here (pruned at its own rate).
 OUTPUT_LAYER = "output.weight"
 
 # name → default architecture options; a dataset's config may override any of them.
@@ -32,6 +33,8 @@ class ModelConfigError(ValueError):
 
 
 class ConvNet(nn.Module):
+    output_layer = OUTPUT_LAYER
+
     def __init__(
         self,
         input_shape: Sequence[int],
@@ -106,3 +109,9 @@ def prunable_names(model: nn.Module, include_output: bool = True) -> list[str]:
         if isinstance(mod, nn.Conv2d | nn.Linear)
     ]
     return [n for n in names if include_output or n != OUTPUT_LAYER]
+
+
+def output_layer(arch: str) -> str:
+    """Name of the classification layer's weight in models of ``arch``."""
+    architecture_options(arch)  # raises on an unknown architecture
+    return ConvNet.output_layer

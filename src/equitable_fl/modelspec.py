@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from equitable_fl import cost, sparse_codec
-from equitable_fl.eligibility import ModelCost
-from equitable_fl.models import architecture_options, build_model, init_model, prunable_names
+from equitable_fl.cost import ModelCost
+from equitable_fl.models import architecture_options, build_model, init_model, output_layer, prunable_names
+from equitable_fl.records import ModelSize
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class ModelSpec:
     def init(self, seed: int) -> nn.Module:
         return init_model(self.arch, self.input_shape, self.num_classes, seed, self.options)
 
+    @property
+    def output_layer(self) -> str:
+        """The classification layer's weight, pruned at its own rate."""
+        return output_layer(self.arch)
+
     def prunable(self, model: nn.Module) -> list[str]:
         """Every conv and linear weight; how fast each shrinks is the pruning settings' business."""
         return prunable_names(model)
@@ -57,7 +63,7 @@ class ModelSpec:
 
 def measure_cost(
     model: nn.Module, spec: ModelSpec, state: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]
-) -> tuple[ModelCost, dict[str, Any]]:
+) -> tuple[ModelCost, ModelSize]:
     """The eligibility cost of ``state`` under ``mask`` and a size/FLOPs summary for the metrics."""
     layers = cost.layer_costs(model, spec.input_shape)
     payload = sparse_codec.encoded_size(state, mask)
@@ -67,17 +73,32 @@ def measure_cost(
     prunable_total = sum(m.numel() for m in mask.values())
     prunable_kept = sum(int(m.sum()) for m in mask.values())
     total = cost.parameter_count(state)
-    summary = {
-        "params_total": total,
-        "params_kept": kept_params,
-        "prunable_total": prunable_total,
-        "prunable_kept": prunable_kept,
-        "sparsity": 1.0 - prunable_kept / prunable_total if prunable_total else 0.0,
+    size = ModelSize(
+        params_total=total,
+        params_kept=kept_params,
+        prunable_total=prunable_total,
+        prunable_kept=prunable_kept,
+        sparsity=1.0 - prunable_kept / prunable_total if prunable_total else 0.0,
+        dense_bytes=cost.dense_bytes(state),
+        encoded_bytes=payload,
+        size_reduction_pct=100.0 * (1.0 - payload / cost.dense_bytes(state)),
+        train_flops_per_sample=flops,
+        dense_train_flops_per_sample=dense_flops,
+        flop_speedup_model=dense_flops / flops if flops else float("inf"),
+    )
+    return ModelCost(payload, flops, 2.0 * payload), size
+
+
+def model_card(spec: ModelSpec, model: nn.Module, mask: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The ``model.json`` beside θ0 and every ticket: spec, prunable weights, sizes and FLOPs per layer."""
+    state = model.state_dict()
+    layers = cost.layer_costs(model, spec.input_shape)
+    return {
+        **spec.as_dict(),
+        "prunable": list(mask),
+        "params": cost.parameter_count(state),
         "dense_bytes": cost.dense_bytes(state),
-        "encoded_bytes": payload,
-        "size_reduction_pct": 100.0 * (1.0 - payload / cost.dense_bytes(state)),
-        "train_flops_per_sample": flops,
-        "dense_train_flops_per_sample": dense_flops,
-        "flop_speedup": dense_flops / flops if flops else float("inf"),
+        "forward_flops_per_sample": cost.forward_flops(layers),
+        "train_flops_per_sample": cost.train_flops(layers),
+        "layers": [vars(layer) for layer in layers],
     }
-    return ModelCost(payload, flops, 2.0 * payload), summary

@@ -1,10 +1,14 @@
-"""Lottery-ticket pruning between phases: magnitude pruning strategies and rewinding.
+"""Lottery-ticket pruning between phases: magnitude pruning strategies, rewinding, and the ticket.
 
 Strategies live in a registry (name → function) so that new ones plug in from the config. Each takes
 the trained weights and the current mask and removes ``rate`` of the *surviving* weights of every
-prunable tensor (layer-wise) or of all of them pooled (global); the output layer is pruned at its own
-rate (``rate × output_rate_factor``, 0 leaves it dense). Ties are broken by position, so the same
-weights always give the same mask.
+prunable tensor (layer-wise) or of all of them pooled (global); the output layer, named by the model's
+spec, is pruned at its own rate (``rate × output_rate_factor``, 0 leaves it dense). Ties are broken by
+position, so the same weights always give the same mask.
+
+A pruning step returns a :class:`Ticket`: the spec of the model to train next, its rewound weights and
+its mask. An unstructured ticket keeps the spec and shapes of θ0; a structured strategy may return a
+physically smaller spec, and the next phase builds its model from the ticket's spec.
 """
 
 from __future__ import annotations
@@ -16,25 +20,35 @@ import torch
 
 from equitable_fl.mask import Mask
 from equitable_fl.models import OUTPUT_LAYER
+from equitable_fl.modelspec import ModelSpec
 
 
 @dataclass(frozen=True)
 class PruneSettings:
     rate: float
-    output_rate_factor: float = 0.5
-    output_layer: str = OUTPUT_LAYER
+    output_rate_factor: float
+    output_layer: str = OUTPUT_LAYER  # the prune stage passes the ticket spec's own output layer
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate < 1.0:
             raise ValueError(f"pruning rate must be in [0, 1), got {self.rate}")
         if self.output_rate_factor < 0 or self.rate * self.output_rate_factor >= 1.0:
             raise ValueError(
-                f"output_rate_factor {self.output_rate_factor} must be >= 0 and keep "
+                f"pruning.output_rate_factor {self.output_rate_factor} must be >= 0 and keep "
                 f"rate × factor below 1 (rate is {self.rate})"
             )
 
     def rate_for(self, name: str) -> float:
         return self.rate * self.output_rate_factor if name == self.output_layer else self.rate
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What phase k+1 trains: the model spec, its (rewound) weights and the mask that keeps them."""
+
+    spec: ModelSpec
+    state: dict[str, torch.Tensor]
+    mask: Mask
 
 
 Strategy = Callable[[Mapping[str, torch.Tensor], Mask, PruneSettings], Mask]
@@ -102,8 +116,21 @@ def prune(strategy: str, weights: Mapping[str, torch.Tensor], mask: Mask, settin
 
 
 def rewind(rewind_state: Mapping[str, torch.Tensor], mask: Mask) -> dict[str, torch.Tensor]:
-    """The lottery ticket: every parameter back to its rewind value, pruned weights set to zero."""
+    """The lottery ticket's weights: every parameter back to its rewind value, pruned ones set to zero."""
     mask.check_fits(rewind_state)
     state = {name: t.detach().clone() for name, t in rewind_state.items()}
     mask.apply_(state)
     return state
+
+
+def make_ticket(
+    strategy: str,
+    spec: ModelSpec,
+    trained: Mapping[str, torch.Tensor],
+    mask: Mask,
+    rewind_state: Mapping[str, torch.Tensor],
+    settings: PruneSettings,
+) -> Ticket:
+    """Prune ``trained`` under ``mask`` and rewind the survivors: the next phase's ticket."""
+    new_mask = prune(strategy, trained, mask, settings)
+    return Ticket(spec, rewind(rewind_state, new_mask), new_mask)

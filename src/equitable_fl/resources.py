@@ -35,12 +35,20 @@ class ClientProfile:
         return asdict(self)
 
 
+UNIFORM_DEFAULTS = {"low": 0.25, "high": 1.6}
+
+
+def uniform_bounds(cfg: dict[str, Any]) -> tuple[float, float]:
+    """``low`` and ``high`` of the uniform distribution (documented defaults 0.25 and 1.6)."""
+    return float(cfg.get("low", UNIFORM_DEFAULTS["low"])), float(cfg.get("high", UNIFORM_DEFAULTS["high"]))
+
+
 def sample_resources(num_clients: int, seed: int, cfg: dict[str, Any]) -> np.ndarray:
     """Array (num_clients × 3) of compute, storage, bandwidth drawn with a local generator."""
     rng = np.random.default_rng([seed, 0xC11E])
     dist = cfg.get("distribution", "uniform")
     if dist == "uniform":
-        low, high = float(cfg.get("low", 0.25)), float(cfg.get("high", 1.6))
+        low, high = uniform_bounds(cfg)
         if not 0 < low < high:
             raise ResourceConfigError(f"resources: need 0 < low < high, got low={low}, high={high}")
         base = rng.uniform(low, high, size=num_clients)
@@ -62,7 +70,7 @@ def heterogeneity_scores(values: np.ndarray) -> np.ndarray:
 
 def assign_tiers(scores: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     """Tier per client, 1 = highest scores. Thresholds are score quantiles or absolute scores."""
-    count = int(cfg.get("count", 3))
+    count = int(cfg["count"])
     method = cfg.get("method", "quantile")
     thresholds = cfg.get("thresholds")
     if thresholds is None:

@@ -39,22 +39,37 @@ sys.path.insert(0, str(REPO / "tests" / "workflow"))
 
 from snakemake_runner import tiny_config, write_config  # noqa: E402
 
-# Keys renamed by a refactor, as (old key, new key) at any depth: applied to the OLD side only.
-RENAMED: dict[str, str] = {}
+# Keys renamed by a refactor (issue 7: one name per quantity), old → new, matched on the key's dotted path
+# suffix; applied to both sides, so a key written under either name compares the same.
+RENAMED: dict[str, str] = {
+    "flop_speedup": "flop_speedup_model",
+    "final.accuracy": "final_accuracy",
+    "rounds_to_target.equitable_round": "rounds_to_target",
+    "rounds_to_target.vanilla_round": "vanilla_rounds_to_target",
+    "rounds_to_target.speedup": "rounds_speedup",
+    "rounds_to_target.tolerance": "target_tolerance",
+}
 DROPPED_SECTIONS = {"measured", "timing"}
 
 
-def _canonical(obj: Any) -> Any:
+def _renamed(path: str, key: str) -> str:
+    for old, new in RENAMED.items():
+        if f"{path}.{key}".endswith(f".{old}") or f"{path}.{key}" == old:
+            return new
+    return key
+
+
+def _canonical(obj: Any, path: str = "") -> Any:
     if isinstance(obj, dict):
         out = {}
         for key, value in obj.items():
-            key = RENAMED.get(key, key)
-            if key in DROPPED_SECTIONS or key.endswith("seconds"):
+            name = _renamed(path, key)
+            if name in DROPPED_SECTIONS or name.endswith("seconds"):
                 continue
-            out[key] = _canonical(value)
+            out[name] = _canonical(value, f"{path}.{key}")
         return out
     if isinstance(obj, list):
-        return [_canonical(v) for v in obj]
+        return [_canonical(v, path) for v in obj]
     return obj
 
 
@@ -66,29 +81,46 @@ def digest(path: Path) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def run_grid(checkout: Path, workdir: Path) -> dict[str, str]:
-    """Run the tiny grid with ``checkout``'s code in ``workdir``; return {relative path: digest}."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    cfg = write_config(workdir, tiny_config())
-    targets = [f"results/mnist-sample/seed0/rate{r}/summary.json" for r in ("0.5", "0.6")]
-    env = {
+TARGETS = [f"results/mnist-sample/seed0/rate{r}/summary.json" for r in ("0.5", "0.6")]
+
+
+def snakemake_env(checkout: Path) -> dict[str, str]:
+    """The environment a run of ``checkout``'s code gets: its ``src`` first on the path, no telemetry."""
+    return {
         **os.environ,
         "PYTHONPATH": str(checkout / "src"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DVC_NO_ANALYTICS": "1",
     }
-    snakemake = Path(sys.executable).with_name("snakemake")
-    cmd = [str(snakemake), "-s", str(checkout / "Snakefile"), "--configfile", str(cfg), "--cores", "2"]
-    proc = subprocess.run([*cmd, *targets], cwd=workdir, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"snakemake failed in {workdir} with {checkout}:\n{proc.stderr[-4000:]}")
-    results = workdir / "results"
+
+
+def hash_results(results: Path) -> dict[str, str]:
+    """{path relative to ``results``: digest} of every weights/mask/ticket file, metrics and summary."""
     files = [
         p
         for p in sorted(results.rglob("*"))
         if p.is_file() and (p.suffix == ".safetensors" or p.name in ("metrics.json", "summary.json"))
     ]
     return {str(p.relative_to(results)): digest(p) for p in files}
+
+
+def grid_command(checkout: Path, cfg: Path) -> list[str]:
+    """The local Snakemake run of the tiny grid's summaries (run from the working directory)."""
+    snakemake = Path(sys.executable).with_name("snakemake")
+    cmd = [str(snakemake), "-s", str(checkout / "Snakefile"), "--configfile", str(cfg), "--cores", "2"]
+    return [*cmd, *TARGETS]
+
+
+def run_grid(checkout: Path, workdir: Path) -> dict[str, str]:
+    """Run the tiny grid with ``checkout``'s code in ``workdir``; return {relative path: digest}."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = write_config(workdir, tiny_config())
+    proc = subprocess.run(
+        grid_command(checkout, cfg), cwd=workdir, env=snakemake_env(checkout), capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"snakemake failed in {workdir} with {checkout}:\n{proc.stderr[-4000:]}")
+    return hash_results(workdir / "results")
 
 
 def compare(old: dict[str, str], new: dict[str, str]) -> list[str]:

@@ -190,16 +190,16 @@ def test_comparison_pairs_vanilla_by_seed_and_averages_over_seeds(
     row = table.iloc[0]
     eq = np.array([90.0, 92.0])
     van = np.array([95.0, 96.0])
-    assert row["accuracy_eqfl_mean"] == pytest.approx(eq.mean())
-    assert row["accuracy_eqfl_std"] == pytest.approx(eq.std(ddof=1))
-    assert row["accuracy_vanilla_mean"] == pytest.approx(van.mean())  # seed 2's vanilla is not paired
-    assert row["gap_pp_mean"] == pytest.approx((eq - van).mean())
-    assert row["gap_pp_std"] == pytest.approx((eq - van).std(ddof=1))
+    assert row["final_accuracy_pct_mean"] == pytest.approx(eq.mean())
+    assert row["final_accuracy_pct_std"] == pytest.approx(eq.std(ddof=1))
+    assert row["vanilla_accuracy_pct_mean"] == pytest.approx(van.mean())  # seed 2's vanilla is not paired
+    assert row["accuracy_gap_pp_mean"] == pytest.approx((eq - van).mean())
+    assert row["accuracy_gap_pp_std"] == pytest.approx((eq - van).std(ddof=1))
     assert row["sparsity_pct_mean"] == pytest.approx(50.0)
     assert row["flop_speedup_model_mean"] == pytest.approx(2.5)
     assert math.isnan(row["rounds_speedup_mean"])  # never logged: n/a, not 0
     back = pd.read_csv(tmp_path / "c.csv")
-    np.testing.assert_allclose(back["gap_pp_mean"], table["gap_pp_mean"], rtol=0, atol=0)
+    np.testing.assert_allclose(back["accuracy_gap_pp_mean"], table["accuracy_gap_pp_mean"], rtol=0, atol=0)
     md = (tmp_path / "c.md").read_text(encoding="utf-8")
     assert f"{eq.mean():.2f} ± {eq.std(ddof=1):.2f}" in md
     assert "mlflow.search_runs" in md
@@ -217,10 +217,10 @@ def _comparison_frame(accuracy: float) -> pd.DataFrame:
         dataset="mnist-sample",
         pruning_rate=0.5,
         n_seeds=2,
-        accuracy_eqfl_mean=accuracy,
-        accuracy_eqfl_std=1.0,
-        accuracy_vanilla_mean=97.0,
-        accuracy_vanilla_std=0.5,
+        final_accuracy_pct_mean=accuracy,
+        final_accuracy_pct_std=1.0,
+        vanilla_accuracy_pct_mean=97.0,
+        vanilla_accuracy_pct_std=0.5,
         sparsity_pct_mean=74.0,
         sparsity_pct_std=0.0,
     )

@@ -209,13 +209,13 @@ def test_comparison_tables_and_figure_come_from_the_store(finished: Path) -> Non
         cells = eq[eq["tags.pruning_rate"] == rate]
         acc = 100.0 * cells["metrics.final_accuracy"]
         gaps = acc.to_numpy() - 100.0 * van.loc[cells["tags.seed"], "metrics.final_accuracy"].to_numpy()
-        assert row["accuracy_eqfl_mean"] == pytest.approx(acc.mean())
-        assert row["accuracy_eqfl_std"] == pytest.approx(acc.std(ddof=1))
-        assert row["gap_pp_mean"] == pytest.approx(gaps.mean())
+        assert row["final_accuracy_pct_mean"] == pytest.approx(acc.mean())
+        assert row["final_accuracy_pct_std"] == pytest.approx(acc.std(ddof=1))
+        assert row["accuracy_gap_pp_mean"] == pytest.approx(gaps.mean())
         assert row["sparsity_pct_mean"] == pytest.approx(100.0 * cells["metrics.sparsity"].mean())
     # the same numbers as the table built from the summaries, by another route
     by_rate = pd.read_csv(tables / "by_rate.csv")
-    for col in ("accuracy_eqfl_mean", "accuracy_vanilla_mean", "gap_pp_std", "size_reduction_pct_mean"):
+    for col in ("final_accuracy_pct_mean", "vanilla_accuracy_pct_mean", "accuracy_gap_pp_std", "size_reduction_pct_mean"):
         assert list(comparison[col]) == pytest.approx(list(by_rate[col]))
     md = (tables / "comparison.md").read_text(encoding="utf-8")
     assert md.count("| mnist-sample |") == 2 and " ± " in md

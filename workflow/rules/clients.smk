@@ -3,31 +3,29 @@
 
 rule clients:
     output:
-        f"{R}/clients/seed{{seed}}/clients.json",
+        LAYOUT.clients(P),
     log:
-        f"{R}/logs/clients/seed{{seed}}.log",
+        LAYOUT.log("clients/{vdir}seed{seed}"),
     conda:
         ENV
     params:
-        clients=lambda wc: {
-            k: config["clients"][k] for k in ("count", "resources", "tiers")
-        },
+        clients=lambda wc: exp_of(wc).clients_slice(),
     script:
         "../scripts/clients.py"
 
 
 rule partition:
     input:
-        npz=f"{R}/data/{{dataset}}/prepared.npz",
-        meta=f"{R}/data/{{dataset}}/meta.json",
+        npz=LAYOUT.prepared("{dataset}"),
+        meta=LAYOUT.meta("{dataset}"),
     output:
-        json=f"{CELL}/partition.json",
-        report=f"{CELL}/partition.csv",
+        json=LAYOUT.partition(P),
+        report=LAYOUT.partition(P, "csv"),
     log:
-        f"{R}/logs/{{dataset}}/seed{{seed}}/partition.log",
+        LAYOUT.log("{dataset}/{vdir}seed{seed}/partition"),
     conda:
         ENV
     params:
-        clients=lambda wc: {k: config["clients"][k] for k in ("count", "partition")},
+        clients=lambda wc: exp_of(wc).partition_slice(),
     script:
         "../scripts/partition.py"

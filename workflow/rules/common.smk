@@ -1,34 +1,28 @@
-# Config validation, grid, paths and per-rule config slices. Everything here runs before any job.
+# Config read once (schema with defaults, semantic checks, typed settings), the grid, and paths.
+# Everything here runs before any job. Paths come from equitable_fl.layout; rules never spell them.
 from snakemake.utils import validate
 
-from equitable_fl import config as eqcfg
+from equitable_fl import layout as L
+from equitable_fl.config import Experiment
 from equitable_fl.data import registry
+from equitable_fl.grid import GridCell
 
 validate(config, schema="../schemas/config.schema.yaml")
-eqcfg.check(config)
+EXP = Experiment.load(config)
+LAYOUT = L.Layout(EXP.results_dir, EXP)
+P = L.PATTERN  # the wildcard cell: paths built from it are rule patterns
 
-R = config["results_dir"]
-DATA_DIR = config["data_dir"]
-DATASETS = config["grid"]["datasets"]
-SEEDS = [int(s) for s in config["grid"]["seeds"]]
-RATES = [eqcfg.rate_label(r) for r in config["grid"]["pruning_rates"]]
-NUM_PHASES = len(config["phases"])
-TRAIN_THREADS = int(config["compute"]["train_threads"])
-DEVICE = config["compute"]["device"]
-# GPUs a training job asks the scheduler for (SLURM's `gpu` resource); 0 unless CUDA is configured
-TRAIN_GPUS = 1 if DEVICE.startswith("cuda") else 0
+R = EXP.results_dir
+DATA_DIR = EXP.data_dir
+DATASETS = EXP.datasets
+SEEDS = EXP.seeds
+RATES = EXP.rates
+VARIANTS = EXP.variants
+NUM_PHASES = EXP.num_phases
+COMPUTE = EXP.compute
 # downloadable datasets get a fetch rule each; only those in the grid are ever run
 FETCHABLE = [n for n in DATASETS if not registry.get(n).embedded]
-
-CELL = f"{R}/{{dataset}}/seed{{seed}}"
-RATE_CELL = f"{CELL}/rate{{rate}}"
 ENV = "../envs/equitable-fl.yaml"
-FIGURES = [
-    "accuracy_vs_round",
-    "accuracy_vs_sparsity",
-    "model_size",
-    "clients_per_phase",
-]
 
 
 wildcard_constraints:
@@ -36,15 +30,22 @@ wildcard_constraints:
     seed="[0-9]+",
     rate="[0-9][0-9.e-]*",
     k="[0-9]+",
+    vdir="(|[A-Za-z][A-Za-z0-9_-]*/)",
 
 
-def dataset_options(wildcards):
-    return config["datasets"][wildcards.dataset].get("options", {})
+def cell_of(wildcards):
+    """The grid cell a job works on."""
+    return GridCell.from_wildcards(wildcards)
+
+
+def exp_of(wildcards):
+    """The experiment (base or variant) a job belongs to."""
+    return EXP.for_variant(cell_of(wildcards).variant)
 
 
 def fetch_params(name):
     """A dataset's loader options, with the folder for hand-downloaded files filled in."""
-    options = dict(config["datasets"].get(name, {}).get("options", {}))
+    options = EXP.dataset_options(name)
     options.setdefault("manual_dir", f"{DATA_DIR}/manual/{name}")
     return options
 
@@ -52,51 +53,58 @@ def fetch_params(name):
 def prepare_inputs(wildcards):
     if registry.get(wildcards.dataset).embedded:
         return []
-    return f"{R}/data/{wildcards.dataset}/fetched.json"
+    return LAYOUT.fetched(wildcards.dataset)
 
 
-def phase_dir(wildcards, k):
-    """Phase 1 is shared by every pruning rate; later phases belong to one rate."""
-    k = int(k)
-    if k == 1:
-        return f"{R}/{wildcards.dataset}/seed{wildcards.seed}/phase1"
-    return f"{R}/{wildcards.dataset}/seed{wildcards.seed}/rate{wildcards.rate}/phase{k}"
+def data_inputs(wildcards):
+    """What every training step reads: the prepared data, the partition and the clients."""
+    cell = cell_of(wildcards)
+    return {
+        "npz": LAYOUT.prepared(cell.dataset),
+        "meta": LAYOUT.meta(cell.dataset),
+        "partition": LAYOUT.partition(cell),
+        "clients": LAYOUT.clients(cell),
+    }
 
 
 def ticket_inputs(wildcards):
-    """Phase k ≥ 2 starts from the ticket that pruning after phase k-1 produced."""
-    prune = f"{R}/{wildcards.dataset}/seed{wildcards.seed}/rate{wildcards.rate}/prune{int(wildcards.k) - 1}"
-    return {
-        "weights": f"{prune}/ticket.safetensors",
-        "mask": f"{prune}/mask.safetensors",
-    }
+    """Phase 1 starts from θ0, phase k ≥ 2 from the ticket pruning after phase k-1 produced."""
+    return LAYOUT.ticket_start(cell_of(wildcards), int(wildcards.get("k", 1)))
 
 
 def pruned_phase_inputs(wildcards):
-    d = phase_dir(wildcards, wildcards.k)
-    cell = f"{R}/{wildcards.dataset}/seed{wildcards.seed}"
+    cell, k = cell_of(wildcards), int(wildcards.k)
+    d = LAYOUT.phase_dir(cell, k)
     return {
-        "weights": f"{d}/weights.safetensors",
-        "mask": f"{d}/mask.safetensors",
-        "rewind": f"{cell}/phase1/rewind.safetensors",
+        "weights": f"{d}/{L.WEIGHTS}",
+        "mask": f"{d}/{L.MASK}",
+        "card": LAYOUT.ticket_start(cell, k)["card"],
+        "rewind": f"{LAYOUT.phase_dir(cell, 1)}/{L.REWIND}",
     }
 
 
-def cell_phase_files(wildcards, name):
-    return [f"{phase_dir(wildcards, k)}/{name}" for k in range(1, NUM_PHASES + 1)]
+def cells():
+    """Every Equitable-FL cell of the grid."""
+    return [
+        GridCell(d, s, r, v)
+        for d in DATASETS
+        for v in VARIANTS
+        for s in SEEDS
+        for r in RATES
+    ]
 
 
 def summary_files():
-    return expand(f"{RATE_CELL}/summary.json", dataset=DATASETS, seed=SEEDS, rate=RATES)
+    return [LAYOUT.summary(c) for c in cells()]
 
 
 def final_outputs():
     return [
         *summary_files(),
-        f"{R}/tables/cells.csv",
-        f"{R}/tables/by_rate.csv",
-        *expand(f"{R}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["png", "pdf"]),
-        f"{R}/mlflow/logged.json",
-        f"{R}/tables/comparison.csv",
-        f"{R}/tables/comparison.md",
+        LAYOUT.table("cells.csv"),
+        LAYOUT.table("by_rate.csv"),
+        *[LAYOUT.figure(n, e) for n in L.GRID_FIGURES for e in L.FIGURE_FORMATS],
+        LAYOUT.logged(),
+        LAYOUT.table("comparison.csv"),
+        LAYOUT.table("comparison.md"),
     ]

@@ -8,10 +8,10 @@ for _name in FETCHABLE:
         name:
             f"fetch_{_name.replace('-', '_')}"
         output:
-            marker=ensure(f"{R}/data/{_name}/fetched.json", non_empty=True),
+            marker=ensure(LAYOUT.fetched(_name), non_empty=True),
         log:
-            f"{R}/logs/fetch/{_name}.log",
-        retries: config["fetch"]["retries"]
+            LAYOUT.log(f"fetch/{_name}"),
+        retries: EXP.fetch_retries
         # downloads run where Snakemake runs (on a cluster: the login node, which has the network)
         localrule: True
         conda:
@@ -28,14 +28,14 @@ rule prepare:
     input:
         prepare_inputs,
     output:
-        npz=f"{R}/data/{{dataset}}/prepared.npz",
-        meta=f"{R}/data/{{dataset}}/meta.json",
+        npz=LAYOUT.prepared("{dataset}"),
+        meta=LAYOUT.meta("{dataset}"),
     log:
-        f"{R}/logs/prepare/{{dataset}}.log",
+        LAYOUT.log("prepare/{dataset}"),
     conda:
         ENV
     params:
-        options=dataset_options,
+        options=lambda wc: EXP.dataset_options(wc.dataset),
         raw_dir=lambda wc: (
             None
             if registry.get(wc.dataset).embedded

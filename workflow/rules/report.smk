@@ -1,15 +1,12 @@
 # Figures of each cell, and the tables and figures over every cell of the grid.
 
-CELL_FIGURES = ["accuracy_vs_round", "model_size", "clients_per_phase"]
-
-
 rule cell_figures:
     input:
-        f"{RATE_CELL}/summary.json",
+        LAYOUT.summary(P),
     output:
         figures=[
             report(
-                f"{RATE_CELL}/figures/{name}.png",
+                LAYOUT.cell_figure(P, name),
                 caption=f"../report/cell_{name}.rst",
                 category="Per cell",
                 subcategory="{dataset}",
@@ -19,11 +16,11 @@ rule cell_figures:
                     "seed": "{seed}",
                 },
             )
-            for name in CELL_FIGURES
+            for name in L.CELL_FIGURES
         ],
-        pdfs=[f"{RATE_CELL}/figures/{name}.pdf" for name in CELL_FIGURES],
+        pdfs=[LAYOUT.cell_figure(P, name, "pdf") for name in L.CELL_FIGURES],
     log:
-        f"{R}/logs/{{dataset}}/seed{{seed}}/rate{{rate}}/cell_figures.log",
+        LAYOUT.log("{dataset}/{vdir}seed{seed}/rate{rate}/cell_figures"),
     conda:
         ENV
     script:
@@ -33,23 +30,23 @@ rule cell_figures:
 rule tables_and_figures:
     input:
         summaries=summary_files(),
-        comparison=f"{R}/tables/comparison.csv",
+        comparison=LAYOUT.table("comparison.csv"),
     output:
-        cells=f"{R}/tables/cells.csv",
-        cells_md=f"{R}/tables/cells.md",
-        by_rate=f"{R}/tables/by_rate.csv",
-        by_rate_md=f"{R}/tables/by_rate.md",
+        cells=LAYOUT.table("cells.csv"),
+        cells_md=LAYOUT.table("cells.md"),
+        by_rate=LAYOUT.table("by_rate.csv"),
+        by_rate_md=LAYOUT.table("by_rate.md"),
         figures=[
             report(
-                f"{R}/figures/{name}.png",
+                LAYOUT.figure(name),
                 caption=f"../report/{name}.rst",
                 category="Figures",
             )
-            for name in FIGURES
+            for name in L.GRID_FIGURES
         ],
-        pdfs=expand(f"{R}/figures/{{name}}.pdf", name=FIGURES),
+        pdfs=[LAYOUT.figure(name, "pdf") for name in L.GRID_FIGURES],
     log:
-        f"{R}/logs/tables_and_figures.log",
+        LAYOUT.log("tables_and_figures"),
     conda:
         ENV
     script:

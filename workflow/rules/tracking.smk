@@ -11,9 +11,9 @@ rule track:
     input:
         tracking_inputs(),
     output:
-        f"{R}/mlflow/logged.json",
+        LAYOUT.logged(),
     log:
-        f"{R}/logs/track.log",
+        LAYOUT.log("track"),
     localrule: True
     conda:
         ENV
@@ -22,7 +22,6 @@ rule track:
         mlflow_db=1,
     params:
         cells=tracking_cells(),
-        config=tracking_config(),
         store=lambda wc: tracking_store.describe(R),
     script:
         "../scripts/track.py"
@@ -30,16 +29,16 @@ rule track:
 
 rule compare:
     input:
-        f"{R}/mlflow/logged.json",
+        LAYOUT.logged(),
     output:
         csv=report(
-            f"{R}/tables/comparison.csv",
+            LAYOUT.table("comparison.csv"),
             caption="../report/comparison.rst",
             category="Tables",
         ),
-        md=f"{R}/tables/comparison.md",
+        md=LAYOUT.table("comparison.md"),
     log:
-        f"{R}/logs/compare.log",
+        LAYOUT.log("compare"),
     localrule: True
     conda:
         ENV
@@ -47,7 +46,12 @@ rule compare:
     resources:
         mlflow_db=1,
     params:
-        grid={"datasets": DATASETS, "pruning_rates": RATES, "seeds": SEEDS},
+        grid={
+            "datasets": DATASETS,
+            "pruning_rates": RATES,
+            "seeds": SEEDS,
+            "variants": VARIANTS,
+        },
         store=lambda wc: tracking_store.describe(R),
     script:
         "../scripts/compare.py"

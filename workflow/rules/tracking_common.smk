@@ -1,82 +1,78 @@
-# Helpers of rules/tracking.smk: which files each grid cell's MLflow runs are built from, and the config
-# slice their params are resolved from. Paths come from the same templates and helpers as the rules.
-from types import SimpleNamespace
-
+# Helpers of rules/tracking.smk: which files each grid cell's MLflow runs are built from. Paths come from
+# equitable_fl.layout, cells from equitable_fl.grid; settings from the params.json each step wrote.
 from equitable_fl.tracking import store as tracking_store
 
 
+def _context(exp, dataset):
+    """What a cell's params say beyond the step slices: the dataset's options, model and clients."""
+    return {
+        "data": {"options": exp.dataset_options(dataset)},
+        "model": exp.model_config(dataset),
+        "clients": {**exp.clients_slice(), **exp.partition_slice()},
+    }
+
+
+def _train_files(d, names):
+    return {name.split(".")[0]: f"{d}/{name}" for name in names}
+
+
 def tracking_cells():
-    """Per cell, the files its MLflow runs are built from (paths from the same helpers as the rules)."""
-    cells = []
+    """Per cell, the files its MLflow runs are built from."""
+    specs = []
     for dataset in DATASETS:
-        for seed in SEEDS:
-            cell = CELL.format(dataset=dataset, seed=seed)
-            npz = f"{R}/data/{dataset}/prepared.npz"
-            cells.append(
-                {
-                    "method": "vanilla",
-                    "dataset": dataset,
-                    "seed": seed,
-                    "dataset_file": npz,
-                    **{
-                        name: f"{cell}/vanilla/{name}.{ext}"
-                        for name, ext in [
-                            ("metrics", "json"),
-                            ("participation", "json"),
-                            ("timing", "json"),
-                            ("weights", "safetensors"),
-                        ]
-                    },
-                }
-            )
-            for rate in RATES:
-                wc = SimpleNamespace(dataset=dataset, seed=seed, rate=rate)
-                rate_cell = RATE_CELL.format(dataset=dataset, seed=seed, rate=rate)
-                phases = []
-                for k in range(1, NUM_PHASES + 1):
-                    d = phase_dir(wc, k)
-                    phases.append(
-                        {
-                            "phase": k,
-                            "metrics": f"{d}/metrics.json",
-                            "participation": f"{d}/participation.json",
-                            "timing": f"{d}/timing.json",
-                            "weights": f"{d}/weights.safetensors",
-                            "mask": f"{d}/mask.safetensors",
-                            "rewind": f"{d}/rewind.safetensors" if k == 1 else None,
-                            "sparsity": (
-                                f"{rate_cell}/prune{k - 1}/sparsity.json"
-                                if k > 1
-                                else None
-                            ),
-                        }
-                    )
-                cells.append(
+        for variant in VARIANTS:
+            exp = EXP.for_variant(variant)
+            for seed in SEEDS:
+                shared = GridCell(dataset, seed, None, variant)
+                specs.append(
                     {
-                        "method": "equitable-fl",
-                        "dataset": dataset,
-                        "seed": seed,
-                        "pruning_rate": rate,
-                        "dataset_file": npz,
-                        "summary": f"{rate_cell}/summary.json",
-                        "figures": [
-                            f"{rate_cell}/figures/{name}.png" for name in CELL_FIGURES
-                        ],
-                        "phases": phases,
+                        "cell": vars(shared),
+                        "dataset_file": LAYOUT.prepared(dataset),
+                        "context": _context(exp, dataset),
+                        **_train_files(
+                            LAYOUT.vanilla_dir(shared),
+                            [n for n in L.TRAIN_FILES if n != L.MASK],
+                        ),
                     }
                 )
-    return cells
+                for rate in RATES:
+                    cell = shared.with_rate(rate)
+                    phases = []
+                    for k in range(1, NUM_PHASES + 1):
+                        files = _train_files(
+                            LAYOUT.phase_dir(cell, k), L.TRAIN_FILES
+                        )
+                        if k == 1:
+                            files["rewind"] = f"{LAYOUT.phase_dir(cell, 1)}/{L.REWIND}"
+                        else:
+                            prune = LAYOUT.prune_dir(cell, k - 1)
+                            files["sparsity"] = f"{prune}/{L.SPARSITY}"
+                            files["prune_params"] = f"{prune}/{L.PARAMS}"
+                        phases.append({"phase": k, **files})
+                    specs.append(
+                        {
+                            "cell": vars(cell),
+                            "dataset_file": LAYOUT.prepared(dataset),
+                            "context": _context(exp, dataset),
+                            "summary": LAYOUT.summary(cell),
+                            "figures": [
+                                LAYOUT.cell_figure(cell, n) for n in L.CELL_FIGURES
+                            ],
+                            "phases": phases,
+                        }
+                    )
+    return specs
 
 
 def tracking_inputs():
     """Every file named in tracking_cells(), once: the track job runs after all of them exist."""
-    labels = {"method", "dataset", "seed", "pruning_rate", "phase"}
+    skip = {"cell", "context", "phase"}
     files = []
 
     def add(value):
         if isinstance(value, dict):
             for key, v in value.items():
-                if key not in labels:
+                if key not in skip:
                     add(v)
         elif isinstance(value, list):
             for v in value:
@@ -84,23 +80,6 @@ def tracking_inputs():
         elif value is not None and value not in files:
             files.append(value)
 
-    for cell in tracking_cells():
-        add(cell)
+    for spec in tracking_cells():
+        add(spec)
     return files
-
-
-def tracking_config():
-    """The settings a cell's params are resolved from (compute threads are not an experiment setting)."""
-    keys = (
-        "clients",
-        "training",
-        "phases",
-        "pruning",
-        "eligibility",
-        "vanilla",
-        "summary",
-    )
-    return {
-        "datasets": {d: config["datasets"][d] for d in DATASETS},
-        **{k: config[k] for k in keys},
-    }

@@ -1,142 +1,133 @@
 # Training: θ0, the Equitable-FL phases with pruning in between, vanilla FL, and the cell summary.
-# Each phase is an ordinary rule; its outputs (weights, mask, metrics) are its checkpoint.
+# Each phase is an ordinary rule; its outputs (weights, mask, metrics, params.json) are its checkpoint.
 
 
 rule init_model:
     input:
-        meta=f"{R}/data/{{dataset}}/meta.json",
+        meta=LAYOUT.meta("{dataset}"),
     output:
-        weights=f"{CELL}/init/weights.safetensors",
-        mask=f"{CELL}/init/mask.safetensors",
-        card=f"{CELL}/init/model.json",
+        weights=f"{LAYOUT.init_dir(P)}/{L.WEIGHTS}",
+        mask=f"{LAYOUT.init_dir(P)}/{L.MASK}",
+        card=f"{LAYOUT.init_dir(P)}/{L.MODEL_CARD}",
     log:
-        f"{R}/logs/{{dataset}}/seed{{seed}}/init.log",
+        LAYOUT.log("{dataset}/seed{seed}/init"),
     conda:
         ENV
     params:
-        model=lambda wc: config["datasets"][wc.dataset]["model"],
+        model=lambda wc: EXP.model_config(wc.dataset),
     script:
         "../scripts/init_model.py"
 
 
-rule phase1:
+# Phase k ≥ 2 of one pruning rate, from the ticket of prune k-1. Phase 1 (below) reuses this rule.
+rule phase:
     input:
-        npz=f"{R}/data/{{dataset}}/prepared.npz",
-        meta=f"{R}/data/{{dataset}}/meta.json",
-        partition=f"{CELL}/partition.json",
-        clients=f"{R}/clients/seed{{seed}}/clients.json",
-        card=f"{CELL}/init/model.json",
-        weights=f"{CELL}/init/weights.safetensors",
-        mask=f"{CELL}/init/mask.safetensors",
+        unpack(data_inputs),
+        unpack(ticket_inputs),
     output:
-        weights=f"{CELL}/phase1/weights.safetensors",
-        mask=f"{CELL}/phase1/mask.safetensors",
-        rewind=f"{CELL}/phase1/rewind.safetensors",
-        metrics=f"{CELL}/phase1/metrics.json",
-        participation=f"{CELL}/phase1/participation.json",
-        timing=f"{CELL}/phase1/timing.json",
+        **{
+            name.split(".")[0]: f"{LAYOUT.phase_dir(P, '{k}')}/{name}"
+            for name in L.TRAIN_FILES
+        },
     log:
-        f"{R}/logs/{{dataset}}/seed{{seed}}/phase1.log",
+        LAYOUT.log("{dataset}/{vdir}seed{seed}/rate{rate}/phase{k}"),
     conda:
         ENV
-    threads: TRAIN_THREADS
+    threads: COMPUTE.train_threads
     resources:
-        gpu=TRAIN_GPUS,
+        gpu=COMPUTE.gpus,
     params:
-        phase=lambda wc: eqcfg.phase_slice(config, 1, int(wc.seed)),
-        device=DEVICE,
+        phase=lambda wc: exp_of(wc).phase_slice(int(wc.k), int(wc.seed)),
+        device=COMPUTE.device,
+        engine=COMPUTE.engine,
     script:
         "../scripts/train_phase.py"
+
+
+# Phase 1: dense, shared by every pruning rate; also keeps the rewind point.
+use rule phase as phase1 with:
+    output:
+        **{
+            name.split(".")[0]: f"{LAYOUT.phase_dir(P, 1)}/{name}"
+            for name in (*L.TRAIN_FILES, L.REWIND)
+        },
+    log:
+        LAYOUT.log("{dataset}/{vdir}seed{seed}/phase1"),
+    params:
+        phase=lambda wc: exp_of(wc).phase_slice(1, int(wc.seed)),
+        device=COMPUTE.device,
+        engine=COMPUTE.engine,
 
 
 rule prune:
     input:
         unpack(pruned_phase_inputs),
     output:
-        mask=f"{RATE_CELL}/prune{{k}}/mask.safetensors",
-        ticket=f"{RATE_CELL}/prune{{k}}/ticket.safetensors",
-        report=f"{RATE_CELL}/prune{{k}}/sparsity.json",
+        mask=f"{LAYOUT.prune_dir(P, '{k}')}/{L.MASK}",
+        ticket=f"{LAYOUT.prune_dir(P, '{k}')}/{L.TICKET}",
+        card=f"{LAYOUT.prune_dir(P, '{k}')}/{L.MODEL_CARD}",
+        report=f"{LAYOUT.prune_dir(P, '{k}')}/{L.SPARSITY}",
+        params=f"{LAYOUT.prune_dir(P, '{k}')}/{L.PARAMS}",
     log:
-        f"{R}/logs/{{dataset}}/seed{{seed}}/rate{{rate}}/prune{{k}}.log",
+        LAYOUT.log("{dataset}/{vdir}seed{seed}/rate{rate}/prune{k}"),
     conda:
         ENV
     params:
-        pruning=lambda wc: eqcfg.prune_slice(config, float(wc.rate)),
+        pruning=lambda wc: exp_of(wc).prune_slice(wc.rate),
     script:
         "../scripts/prune.py"
 
 
-rule phase:
-    input:
-        unpack(ticket_inputs),
-        npz=f"{R}/data/{{dataset}}/prepared.npz",
-        meta=f"{R}/data/{{dataset}}/meta.json",
-        partition=f"{CELL}/partition.json",
-        clients=f"{R}/clients/seed{{seed}}/clients.json",
-        card=f"{CELL}/init/model.json",
-    output:
-        weights=f"{RATE_CELL}/phase{{k}}/weights.safetensors",
-        mask=f"{RATE_CELL}/phase{{k}}/mask.safetensors",
-        metrics=f"{RATE_CELL}/phase{{k}}/metrics.json",
-        participation=f"{RATE_CELL}/phase{{k}}/participation.json",
-        timing=f"{RATE_CELL}/phase{{k}}/timing.json",
-    log:
-        f"{R}/logs/{{dataset}}/seed{{seed}}/rate{{rate}}/phase{{k}}.log",
-    conda:
-        ENV
-    threads: TRAIN_THREADS
-    resources:
-        gpu=TRAIN_GPUS,
-    params:
-        phase=lambda wc: eqcfg.phase_slice(config, int(wc.k), int(wc.seed)),
-        device=DEVICE,
-    script:
-        "../scripts/train_phase.py"
-
-
 rule vanilla:
     input:
-        npz=f"{R}/data/{{dataset}}/prepared.npz",
-        meta=f"{R}/data/{{dataset}}/meta.json",
-        partition=f"{CELL}/partition.json",
-        clients=f"{R}/clients/seed{{seed}}/clients.json",
-        card=f"{CELL}/init/model.json",
-        weights=f"{CELL}/init/weights.safetensors",
-        mask=f"{CELL}/init/mask.safetensors",
+        unpack(data_inputs),
+        weights=f"{LAYOUT.init_dir(P)}/{L.WEIGHTS}",
+        mask=f"{LAYOUT.init_dir(P)}/{L.MASK}",
+        card=f"{LAYOUT.init_dir(P)}/{L.MODEL_CARD}",
     output:
-        weights=f"{CELL}/vanilla/weights.safetensors",
-        metrics=f"{CELL}/vanilla/metrics.json",
-        participation=f"{CELL}/vanilla/participation.json",
-        timing=f"{CELL}/vanilla/timing.json",
+        **{
+            name.split(".")[0]: f"{LAYOUT.vanilla_dir(P)}/{name}"
+            for name in L.TRAIN_FILES
+            if name != L.MASK
+        },
     log:
-        f"{R}/logs/{{dataset}}/seed{{seed}}/vanilla.log",
+        LAYOUT.log("{dataset}/{vdir}seed{seed}/vanilla"),
     conda:
         ENV
-    threads: TRAIN_THREADS
+    threads: COMPUTE.train_threads
     resources:
-        gpu=TRAIN_GPUS,
+        gpu=COMPUTE.gpus,
     params:
-        vanilla=lambda wc: eqcfg.vanilla_slice(config, int(wc.seed)),
-        device=DEVICE,
+        vanilla=lambda wc: exp_of(wc).vanilla_slice(int(wc.seed)),
+        device=COMPUTE.device,
+        engine=COMPUTE.engine,
     script:
         "../scripts/train_vanilla.py"
 
 
+def summary_inputs(wildcards):
+    cell = cell_of(wildcards)
+    van = LAYOUT.vanilla_dir(cell)
+    return {
+        "metrics": LAYOUT.phase_files(cell, L.METRICS),
+        "timings": LAYOUT.phase_files(cell, L.TIMING),
+        "participation": LAYOUT.phase_files(cell, L.PARTICIPATION),
+        "vanilla_metrics": f"{van}/{L.METRICS}",
+        "vanilla_timing": f"{van}/{L.TIMING}",
+        "clients": LAYOUT.clients(cell),
+    }
+
+
 rule summarise_cell:
     input:
-        metrics=lambda wc: cell_phase_files(wc, "metrics.json"),
-        timings=lambda wc: cell_phase_files(wc, "timing.json"),
-        participation=lambda wc: cell_phase_files(wc, "participation.json"),
-        vanilla_metrics=f"{CELL}/vanilla/metrics.json",
-        vanilla_timing=f"{CELL}/vanilla/timing.json",
-        clients=f"{R}/clients/seed{{seed}}/clients.json",
+        unpack(summary_inputs),
     output:
-        f"{RATE_CELL}/summary.json",
+        LAYOUT.summary(P),
     log:
-        f"{R}/logs/{{dataset}}/seed{{seed}}/rate{{rate}}/summary.log",
+        LAYOUT.log("{dataset}/{vdir}seed{seed}/rate{rate}/summary"),
     conda:
         ENV
     params:
-        summary=config["summary"],
+        summary=lambda wc: exp_of(wc).summary_slice(),
     script:
         "../scripts/summarise_cell.py"

@@ -1,4 +1,4 @@
-"""Snakemake adapter: prune the trained global model and rewind the survivors."""
+"""Snakemake adapter: prune the trained global model and rewind the survivors into a ticket."""
 
 from equitable_fl.stages import prune, run_logged
 
@@ -7,9 +7,12 @@ run_logged(
     prune.prune_and_rewind,
     trained_weights=snakemake.input.weights,
     trained_mask=snakemake.input.mask,
+    trained_card=snakemake.input.card,
     rewind_weights=snakemake.input.rewind,
     params=snakemake.params.pruning,
     out_mask=snakemake.output.mask,
     out_ticket=snakemake.output.ticket,
+    out_card=snakemake.output.card,
     out_report=snakemake.output.report,
+    out_params=snakemake.output.params,
 )

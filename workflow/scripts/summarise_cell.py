@@ -1,13 +1,16 @@
 """Snakemake adapter: summarise one grid cell against vanilla FL."""
 
+from equitable_fl.grid import GridCell
 from equitable_fl.stages import run_logged, summary
 
+cell = GridCell.from_wildcards(snakemake.wildcards)
 run_logged(
     snakemake.log[0],
     summary.summarise,
-    dataset=snakemake.wildcards.dataset,
-    seed=int(snakemake.wildcards.seed),
-    pruning_rate=float(snakemake.wildcards.rate),
+    dataset=cell.dataset,
+    seed=cell.seed,
+    pruning_rate=float(cell.rate),
+    variant=cell.variant,
     phase_metrics=list(snakemake.input.metrics),
     phase_timings=list(snakemake.input.timings),
     phase_participation=list(snakemake.input.participation),

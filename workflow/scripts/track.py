@@ -9,7 +9,6 @@ run_logged(
     snakemake.log[0],
     log_cells.track,
     cells=list(snakemake.params.cells),
-    config=dict(snakemake.params.config),
     results_dir=str(Path(snakemake.output[0]).parent.parent),  # <results_dir>/mlflow/logged.json
     source_dir=snakemake.scriptdir,
     out_logged=snakemake.output[0],

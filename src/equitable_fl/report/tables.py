@@ -1,8 +1,9 @@
 """Per-cell and per-pruning-rate tables of the Equitable-FL versus vanilla-FL comparison.
 
 Units follow the paper's way of reporting: accuracies and every ``*_pct`` column are percentages,
-``gap_pp`` is Equitable-FL minus vanilla accuracy in percentage points (negative means Equitable-FL is
-worse), and speed-ups are plain ratios (vanilla cost / Equitable-FL cost, so > 1 favours Equitable-FL).
+``accuracy_gap_pp`` is Equitable-FL minus vanilla accuracy in percentage points (negative means
+Equitable-FL is worse), and speed-ups are plain ratios (vanilla cost / Equitable-FL cost, so > 1
+favours Equitable-FL).
 Missing values (``null`` in a summary, e.g. a target accuracy never reached) become NaN / <NA> in the
 frames and "n/a" in Markdown, so one incomplete cell never breaks the report.
 
@@ -20,26 +21,28 @@ from typing import Any
 import pandas as pd
 
 from equitable_fl import io
+from equitable_fl.records import number as _num
 
-KEY_COLUMNS = ("dataset", "pruning_rate", "seed")
+KEY_COLUMNS = ("dataset", "variant", "pruning_rate", "seed")
 
 # Columns stored as nullable integers: counts and round numbers, where "12.0" would only confuse.
-INT_COLUMNS = ("seed", "rounds_to_target_eqfl", "rounds_to_target_vanilla", "clients_final_phase")
+INT_COLUMNS = ("seed", "rounds_to_target", "vanilla_rounds_to_target", "clients_final_phase")
 
 CELL_COLUMNS = (
     "dataset",
+    "variant",
     "pruning_rate",
     "seed",
     "sparsity_pct",
-    "accuracy_eqfl",
-    "accuracy_vanilla",
-    "gap_pp",
+    "final_accuracy_pct",
+    "vanilla_accuracy_pct",
+    "accuracy_gap_pp",
     "size_reduction_pct",
     "flop_speedup_model",
     "flop_speedup_training",
     "wallclock_speedup",
-    "rounds_to_target_eqfl",
-    "rounds_to_target_vanilla",
+    "rounds_to_target",
+    "vanilla_rounds_to_target",
     "rounds_speedup",
     "comm_reduction_pct",
     "clients_final_phase",
@@ -52,9 +55,9 @@ NA = "n/a"
 PLUS_MINUS = " ± "
 
 UNITS_NOTE = (
-    "Accuracies and `*_pct` columns in %; `gap_pp` = Equitable-FL − vanilla accuracy in percentage points; "
-    "speed-ups are ratios vanilla / Equitable-FL (> 1 favours Equitable-FL); n/a = not available "
-    "(e.g. target accuracy never reached)."
+    "Accuracies and `*_pct` columns in %; `accuracy_gap_pp` = Equitable-FL − vanilla accuracy in "
+    "percentage points; speed-ups are ratios vanilla / Equitable-FL (> 1 favours Equitable-FL); "
+    "n/a = not available (e.g. target accuracy never reached)."
 )
 
 
@@ -71,13 +74,6 @@ def get_path(obj: Mapping[str, Any] | None, *keys: str) -> Any:
             return None
         cur = cur.get(key)
     return cur
-
-
-def _num(value: Any) -> float | None:
-    """A finite-or-NaN float, or None for null/non-numeric values (bools are not numbers here)."""
-    if value is None or isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return None
-    return float(value)
 
 
 def _scaled(value: Any, factor: float) -> float | None:
@@ -98,7 +94,7 @@ def cell_row(summary: Mapping[str, Any]) -> dict[str, Any]:
     final = summary.get("final") or {}
     rtt = summary.get("rounds_to_target") or {}
     phases = summary.get("phases") or []
-    acc_eq = _scaled(final.get("accuracy"), 100.0)
+    acc_eq = _scaled(final.get("final_accuracy"), 100.0)
     acc_van = _scaled(final.get("vanilla_accuracy"), 100.0)
     # Recompute the gap from the two accuracies shown beside it so the row is self-consistent; fall
     # back to the stored gap only if an accuracy is missing.
@@ -108,19 +104,20 @@ def cell_row(summary: Mapping[str, Any]) -> dict[str, Any]:
     last_phase = phases[-1] if phases else {}
     return {
         "dataset": summary.get("dataset"),
+        "variant": summary.get("variant", ""),
         "pruning_rate": _num(summary.get("pruning_rate")),
         "seed": summary.get("seed"),
         "sparsity_pct": _scaled(final.get("sparsity"), 100.0),
-        "accuracy_eqfl": acc_eq,
-        "accuracy_vanilla": acc_van,
-        "gap_pp": gap,
+        "final_accuracy_pct": acc_eq,
+        "vanilla_accuracy_pct": acc_van,
+        "accuracy_gap_pp": gap,
         "size_reduction_pct": _num(final.get("size_reduction_pct")),
         "flop_speedup_model": _num(final.get("flop_speedup_model")),
         "flop_speedup_training": _num(final.get("flop_speedup_training")),
-        "wallclock_speedup": _num(get_path(summary, "measured", "wallclock_speedup_final_phase")),
-        "rounds_to_target_eqfl": rtt.get("equitable_round"),
-        "rounds_to_target_vanilla": rtt.get("vanilla_round"),
-        "rounds_speedup": _num(rtt.get("speedup")),
+        "wallclock_speedup": _num(get_path(summary, "measured", "wallclock_speedup")),
+        "rounds_to_target": rtt.get("rounds_to_target"),
+        "vanilla_rounds_to_target": rtt.get("vanilla_rounds_to_target"),
+        "rounds_speedup": _num(rtt.get("rounds_speedup")),
         "comm_reduction_pct": _ratio_reduction_pct(
             final.get("bytes_communicated"), final.get("vanilla_bytes_communicated")
         ),
@@ -131,7 +128,7 @@ def cell_row(summary: Mapping[str, Any]) -> dict[str, Any]:
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     """Give every metric column a numeric dtype: nullable Int64 for counts, float64 otherwise."""
     for col in df.columns:
-        if col == "dataset":
+        if col in ("dataset", "variant"):
             df[col] = df[col].astype(str)
         elif col in INT_COLUMNS:
             # Raises on a fractional value: a round number or a count of 12.5 means a broken summary.
@@ -179,7 +176,7 @@ def grouped_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     std = grouped.std(ddof=1)
     result = pd.DataFrame(index=mean.index)
     result["n_seeds"] = grouped.size().astype("int64")
-    result["n_reached_target"] = grouped["rounds_to_target_eqfl"].count().astype("int64")
+    result["n_reached_target"] = grouped["rounds_to_target"].count().astype("int64")
     for col in METRIC_COLUMNS:
         result[f"{col}_mean"] = mean[col]
         result[f"{col}_std"] = std[col]

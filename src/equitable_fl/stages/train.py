@@ -1,4 +1,9 @@
-"""Steps that create and train models: θ0, one Equitable-FL phase, and the vanilla FL baseline."""
+"""Steps that create and train models: θ0, one Equitable-FL phase, and the vanilla FL baseline.
+
+A training stage only loads files, builds the phase plan and its strategy, picks the engine
+(``compute.engine``) and writes results; the policy is in :mod:`equitable_fl.federation.strategy`.
+Every step writes the config slice it ran with (``params.json``) beside its outputs.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,19 @@ from typing import Any
 
 import torch
 
-from equitable_fl import checkpoint, cost, io
+from equitable_fl import checkpoint, io
+from equitable_fl.config import TrainSettings, slice_json
 from equitable_fl.data.prepared import load_prepared
 from equitable_fl.data.tensors import TensorData
 from equitable_fl.device import resolve_device
-from equitable_fl.eligibility import decide
-from equitable_fl.fedavg import RoundRecord, TrainSettings, run_rounds
+from equitable_fl.federation.engine import PhaseRun, get_engine
+from equitable_fl.federation.strategy import VANILLA_STREAM, EquitableStrategy, PhasePlan
 from equitable_fl.mask import Mask
-from equitable_fl.modelspec import ModelSpec, measure_cost
+from equitable_fl.modelspec import ModelSpec, measure_cost, model_card
 from equitable_fl.partition import from_json
 from equitable_fl.progress import LOGGER_NAME, RoundProgress
-from equitable_fl.resources import profiles_from_json
-
-VANILLA_STREAM = 0  # phases use streams 1..K
+from equitable_fl.records import PhaseRecord, TimingRecord
+from equitable_fl.resources import ClientProfile, profiles_from_json
 
 
 def init(
@@ -36,40 +41,21 @@ def init(
     model = spec.init(int(seed))
     state = model.state_dict()
     mask = Mask.ones_like(state, spec.prunable(model))
-    layers = cost.layer_costs(model, spec.input_shape)
     checkpoint.save_state(out_weights, state)
     mask.save(out_mask)
-    io.write_json(
-        out_card,
-        {
-            **spec.as_dict(),
-            "prunable": list(mask),
-            "params": cost.parameter_count(state),
-            "dense_bytes": cost.dense_bytes(state),
-            "forward_flops_per_sample": cost.forward_flops(layers),
-            "train_flops_per_sample": cost.train_flops(layers),
-            "layers": [vars(layer) for layer in layers],
-        },
-    )
+    io.write_json(out_card, model_card(spec, model, mask))
 
 
 @dataclass
-class _Context:
-    """Everything a training step loads before its first round."""
+class Fleet:
+    """The simulated clients a training step sees: their data shards and their resource profiles."""
 
-    spec: ModelSpec
-    model: torch.nn.Module
     data: TensorData
     client_indices: list[torch.Tensor]
-    profiles: list[Any]
+    profiles: list[ClientProfile]
 
 
-def _load_context(
-    npz: str, meta: str, partition_json: str, clients_json: str, model_card: str, threads: int, device: str
-) -> _Context:
-    torch.set_num_threads(max(1, int(threads)))
-    where = resolve_device(device)
-    spec = ModelSpec.from_dict(io.read_json(model_card))
+def load_fleet(npz: str, meta: str, partition_json: str, clients_json: str, where: torch.device) -> Fleet:
     data = TensorData.from_prepared(load_prepared(npz, meta), where)
     parts = from_json(io.read_json(partition_json)["clients"])
     profiles = profiles_from_json(io.read_json(clients_json)["clients"])
@@ -78,94 +64,101 @@ def _load_context(
             f"{partition_json} has {len(parts)} clients but {clients_json} has {len(profiles)}; "
             "both come from clients.count: rerun the partition and clients steps"
         )
+    return Fleet(data, [torch.from_numpy(p).to(where) for p in parts], profiles)
+
+
+@dataclass
+class TrainingOutputs:
+    """Where a training step writes; ``mask`` and ``rewind`` only for Equitable-FL phases."""
+
+    weights: str
+    metrics: str
+    participation: str
+    timing: str
+    params: str
+    mask: str | None = None
+    rewind: str | None = None
+
+
+def _run(
+    plan: PhasePlan,
+    *,
+    fleet: Fleet,
+    spec: ModelSpec,
+    start: dict[str, torch.Tensor],
+    mask: Mask,
+    engine: str,
+    where: torch.device,
+    phase: int | None = None,
+    participation_mode: str | None = None,
+) -> tuple[PhaseRun, PhaseRecord, dict[str, Any]]:
+    """Build the strategy for ``plan`` and run it on the engine; return the run and its records."""
+    model = spec.build().to(where)
+    reference = model.state_dict()
+    mask.check_fits(reference)
+    model_cost, size = measure_cost(model, spec, start, mask)
+    dense_cost, _ = measure_cost(model, spec, reference, Mask.ones_like(reference, list(mask)))
+    strategy = EquitableStrategy(
+        plan=plan,
+        profiles=fleet.profiles,
+        client_samples=[len(ix) for ix in fleet.client_indices],
+        mask=mask,
+        model_cost=model_cost,
+        dense_cost=dense_cost,
+    )
+    logging.getLogger(LOGGER_NAME).info(
+        "%s: %d rounds on the %s engine, sparsity %.4f, %d of %d clients eligible",
+        plan.label,
+        plan.rounds,
+        engine,
+        size.sparsity,
+        len(strategy.eligible),
+        len(fleet.profiles),
+    )
+    with RoundProgress(plan.label, plan.rounds) as progress:
+        run = get_engine(engine).run(
+            strategy,
+            model,
+            start,
+            fleet.data,
+            fleet.client_indices,
+            on_round=lambda r: progress.round_done(r.round, len(r.clients), r.accuracy, r.loss),
+        )
+    record = PhaseRecord.from_rounds(
+        label=plan.label,
+        offset=plan.global_round_offset,
+        admitted_tiers=None if plan.admitted_tiers is None else list(plan.admitted_tiers),
+        eligible_clients=len(strategy.eligible),
+        size=size,
+        history=run.history,
+        phase=phase,
+        participation=participation_mode,
+    )
+    return run, record, strategy.took_part(run.history)
+
+
+def _write(
+    out: TrainingOutputs,
+    run: PhaseRun,
+    record: PhaseRecord,
+    participation: dict[str, Any],
+    params: dict,
+    threads: int,
+) -> None:
+    checkpoint.save_state(out.weights, run.state)
+    io.write_json(out.participation, participation)
+    io.write_json(out.timing, TimingRecord.from_rounds(run.history, threads).to_json())
+    io.write_json(out.metrics, record.to_json())
+    io.write_text(out.params, slice_json(params))
+
+
+def _setup(threads: int, device: str) -> torch.device:
+    torch.set_num_threads(max(1, int(threads)))
+    where = resolve_device(device)
     logging.getLogger(LOGGER_NAME).info(
         "training on %s with %d CPU thread(s)", where, torch.get_num_threads()
     )
-    indices = [torch.from_numpy(p).to(where) for p in parts]
-    return _Context(spec, spec.build().to(where), data, indices, profiles)
-
-
-def _timing(history: list[RoundRecord], threads: int) -> dict[str, Any]:
-    seconds = [r.train_seconds for r in history]
-    samples = [r.samples for r in history]
-    return {
-        "threads": int(threads),
-        "train_seconds_per_round": seconds,
-        "samples_per_round": samples,
-        "train_seconds_total": sum(seconds),
-        "seconds_per_sample": sum(seconds) / max(sum(samples), 1),
-    }
-
-
-def _train(
-    ctx: _Context,
-    *,
-    label: str,
-    start: dict[str, torch.Tensor],
-    mask: Mask,
-    admitted_tiers: list[int] | None,
-    check_budget: bool,
-    rounds: int,
-    settings: TrainSettings,
-    seed: int,
-    stream: int,
-    offset: int,
-    snapshot_rounds: tuple[int, ...] = (),
-) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    state_ref = ctx.model.state_dict()
-    mask.check_fits(state_ref)
-    ones = Mask.ones_like(state_ref, list(mask))
-    model_cost, size = measure_cost(ctx.model, ctx.spec, start, mask)
-    dense_cost, _ = measure_cost(ctx.model, ctx.spec, state_ref, ones)
-    participation = decide(ctx.profiles, admitted_tiers, model_cost, dense_cost, check_budget)
-    log = logging.getLogger(LOGGER_NAME)
-    log.info(
-        "%s: %d rounds, sparsity %.4f, %d of %d clients eligible",
-        label,
-        rounds,
-        size["sparsity"],
-        len(participation["eligible"]),
-        len(ctx.profiles),
-    )
-    with RoundProgress(label, rounds) as progress:
-        result = run_rounds(
-            model=ctx.model,
-            start_state=start,
-            mask=mask,
-            data=ctx.data,
-            client_indices=ctx.client_indices,
-            eligible=participation["eligible"],
-            rounds=rounds,
-            settings=settings,
-            seed=seed,
-            stream=stream,
-            global_round_offset=offset,
-            payload_bytes=int(model_cost.storage_bytes),
-            snapshot_rounds=snapshot_rounds,
-            on_round=lambda r: progress.round_done(r.round, len(r.clients), r.accuracy, r.loss),
-        )
-    took_part = sorted({c for r in result.history for c in r.clients})
-    participation["took_part"] = took_part
-    tiers = {p.client: p.tier for p in ctx.profiles}
-    participation["took_part_by_tier"] = {
-        str(t): sum(tiers[c] == t for c in took_part) for t in sorted(set(tiers.values()))
-    }
-    last = result.history[-1]
-    metrics = {
-        "label": label,
-        "rounds": rounds,
-        "global_round_offset": offset,
-        "admitted_tiers": admitted_tiers,
-        "eligible_clients": len(participation["eligible"]),
-        "clients_took_part": len(took_part),
-        **size,
-        "final_accuracy": last.accuracy,
-        "final_loss": last.loss,
-        "best_accuracy": max(r.accuracy for r in result.history),
-        "bytes_communicated": sum(r.bytes_down + r.bytes_up for r in result.history),
-        "history": [r.metrics() for r in result.history],
-    }
-    return result, metrics, participation
+    return where
 
 
 def phase(
@@ -174,51 +167,42 @@ def phase(
     meta: str,
     partition_json: str,
     clients_json: str,
-    model_card: str,
+    card: str,
     start_weights: str,
     start_mask: str,
     params: dict[str, Any],
     threads: int,
-    out_weights: str,
-    out_mask: str,
-    out_metrics: str,
-    out_participation: str,
-    out_timing: str,
-    out_rewind: str | None = None,
+    out: TrainingOutputs,
     device: str = "cpu",
+    engine: str = "inprocess",
 ) -> None:
     """Train one Equitable-FL phase from its ticket; phase 1 also keeps the rewind point."""
-    ctx = _load_context(npz, meta, partition_json, clients_json, model_card, threads, device)
-    start = checkpoint.load_state(start_weights, ctx.model.state_dict())
+    where = _setup(threads, device)
+    spec = ModelSpec.from_dict(io.read_json(card))
+    fleet = load_fleet(npz, meta, partition_json, clients_json, where)
+    start = checkpoint.load_state(start_weights, spec.build().state_dict())
     mask = Mask.load(start_mask)
     k = int(params["phase"])
-    rewind_round = int(params.get("rewind_round", 0))
-    if out_rewind is not None and not 0 <= rewind_round <= int(params["rounds"]):
-        raise ValueError(
-            f"pruning.rewind_round {rewind_round} must be within phase 1's 0..{params['rounds']} rounds"
-        )
-    result, metrics, participation = _train(
-        ctx,
+    rewind_round = params.get("rewind_round") if out.rewind is not None else None
+    plan = PhasePlan(
         label=f"phase {k}",
-        start=start,
-        mask=mask,
-        admitted_tiers=list(params["tiers"]),
-        check_budget=bool(params["check_budget"]),
-        rounds=int(params["rounds"]),
-        settings=TrainSettings.from_config(params["training"]),
         seed=int(params["seed"]),
         stream=k,
-        offset=int(params["global_round_offset"]),
-        snapshot_rounds=(rewind_round,) if out_rewind is not None else (),
+        rounds=int(params["rounds"]),
+        settings=TrainSettings.from_config(params["training"]),
+        admitted_tiers=tuple(params["tiers"]),
+        check_budget=bool(params["check_budget"]),
+        global_round_offset=int(params["global_round_offset"]),
+        snapshot_rounds=() if rewind_round is None else (int(rewind_round),),
     )
-    metrics["phase"] = k
-    checkpoint.save_state(out_weights, result.state)
-    mask.save(out_mask)
-    if out_rewind is not None:
-        checkpoint.save_state(out_rewind, result.snapshots[rewind_round])
-    io.write_json(out_participation, participation)
-    io.write_json(out_timing, _timing(result.history, threads))
-    io.write_json(out_metrics, metrics)
+    run, record, participation = _run(
+        plan, fleet=fleet, spec=spec, start=start, mask=mask, engine=engine, where=where, phase=k
+    )
+    assert out.mask is not None
+    mask.save(out.mask)
+    if out.rewind is not None and rewind_round is not None:
+        checkpoint.save_state(out.rewind, run.snapshots[int(rewind_round)])
+    _write(out, run, record, participation, params, threads)
 
 
 def vanilla(
@@ -227,41 +211,41 @@ def vanilla(
     meta: str,
     partition_json: str,
     clients_json: str,
-    model_card: str,
+    card: str,
     init_weights: str,
     init_mask: str,
     params: dict[str, Any],
     threads: int,
-    out_weights: str,
-    out_metrics: str,
-    out_participation: str,
-    out_timing: str,
+    out: TrainingOutputs,
     device: str = "cpu",
+    engine: str = "inprocess",
 ) -> None:
     """Dense FedAvg baseline: all clients (or only those that afford the dense model)."""
-    ctx = _load_context(npz, meta, partition_json, clients_json, model_card, threads, device)
-    start = checkpoint.load_state(init_weights, ctx.model.state_dict())
+    where = _setup(threads, device)
+    spec = ModelSpec.from_dict(io.read_json(card))
+    fleet = load_fleet(npz, meta, partition_json, clients_json, where)
+    start = checkpoint.load_state(init_weights, spec.build().state_dict())
     dense = Mask.load(init_mask)
     if dense.density != 1.0:
         raise ValueError(f"{init_mask} is not dense; vanilla FL starts from the all-ones mask")
-    participation_mode = params["participation"]
-    if participation_mode not in ("all", "fits_dense"):
-        raise ValueError(f"vanilla.participation must be 'all' or 'fits_dense', got {participation_mode!r}")
-    result, metrics, participation = _train(
-        ctx,
+    mode = params["participation"]
+    plan = PhasePlan(
         label="vanilla",
-        start=start,
-        mask=dense,
-        admitted_tiers=None,
-        check_budget=participation_mode == "fits_dense",
-        rounds=int(params["rounds"]),
-        settings=TrainSettings.from_config(params["training"]),
         seed=int(params["seed"]),
         stream=VANILLA_STREAM,
-        offset=0,
+        rounds=int(params["rounds"]),
+        settings=TrainSettings.from_config(params["training"]),
+        admitted_tiers=None,
+        check_budget=mode == "fits_dense",
     )
-    metrics["participation"] = participation_mode
-    checkpoint.save_state(out_weights, result.state)
-    io.write_json(out_participation, participation)
-    io.write_json(out_timing, _timing(result.history, threads))
-    io.write_json(out_metrics, metrics)
+    run, record, participation = _run(
+        plan,
+        fleet=fleet,
+        spec=spec,
+        start=start,
+        mask=dense,
+        engine=engine,
+        where=where,
+        participation_mode=mode,
+    )
+    _write(out, run, record, participation, params, threads)

@@ -20,6 +20,7 @@ logger compares that hash with the one stored on the existing run to decide betw
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -28,12 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from equitable_fl import config as eqcfg
 from equitable_fl import io
-
-EQUITABLE = "equitable-fl"
-VANILLA = "vanilla"
-METHODS = (EQUITABLE, VANILLA)
+from equitable_fl.grid import EQUITABLE, VANILLA, GridCell
+from equitable_fl.records import CellSummary, TimingRecord
 
 ROLE_CELL = "cell"
 ROLE_PHASE = "phase"
@@ -98,10 +96,10 @@ class CellRecord:
         }
 
 
-def cell_key(method: str, dataset: str, seed: int, pruning_rate: str | None = None) -> str:
+def cell_key(method: str, dataset: str, seed: int, pruning_rate: str | None = None, variant: str = "") -> str:
     """``mnist/seed0/rate0.5/equitable-fl`` or ``mnist/seed0/vanilla``: the run_key of a parent run."""
-    rate = f"/rate{pruning_rate}" if pruning_rate is not None else ""
-    return f"{dataset}/seed{int(seed)}{rate}/{method}"
+    cell = GridCell(dataset, int(seed), pruning_rate if method == EQUITABLE else None, variant)
+    return cell.key
 
 
 @functools.cache
@@ -135,37 +133,31 @@ def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def cell_config(config: Mapping[str, Any], dataset: str, seed: int, rate: str | None) -> dict[str, Any]:
-    """Every setting the cell's results depend on, resolved the way the training rules see them.
+def cell_config(spec: Mapping[str, Any], cell: GridCell) -> dict[str, Any]:
+    """Every setting the cell's results depend on, as the steps ran with them (their ``params.json``).
 
-    For Equitable-FL that is the dataset and model, the clients, the training section, each phase's slice
-    (rounds, tiers, resolved training settings), pruning, eligibility, the summary tolerance and the
-    vanilla baseline it is compared with; for vanilla FL, the dataset, model, clients, training section
-    and the vanilla slice.
+    For Equitable-FL: the dataset and model, the clients, each phase's slice (rounds, tiers, resolved
+    training settings, budget check), the pruning slice with the rewind round, the summary tolerance and
+    the vanilla baseline's slice; for vanilla FL: dataset, model, clients and its own slice.
     """
-    ds = config["datasets"][dataset]
-    out: dict[str, Any] = {
-        "method": EQUITABLE if rate is not None else VANILLA,
-        "dataset": dataset,
-        "seed": int(seed),
-        "data": {"options": dict(ds.get("options") or {})},
-        "model": dict(ds["model"]),
-        "clients": eqcfg.clients_slice(dict(config)),
-        "training": eqcfg.training_slice(dict(config)),  # the base section; phases may override it
-        "vanilla": eqcfg.vanilla_slice(dict(config), int(seed)),
-    }
-    if rate is not None:
-        cfg = dict(config)
-        out["pruning_rate"] = float(rate)
-        out["phases"] = {
-            str(k): eqcfg.phase_slice(cfg, k, int(seed)) for k in range(1, len(config["phases"]) + 1)
-        }
+    out: dict[str, Any] = {"method": cell.method, "dataset": cell.dataset, "seed": cell.seed}
+    if cell.variant:
+        out["variant"] = cell.variant
+    out.update(copy.deepcopy(dict(spec["context"])))
+    if cell.rate is None:
+        out["vanilla"] = io.read_json(spec["params"])
+        return out
+    phases = {str(p["phase"]): io.read_json(p["params"]) for p in spec["phases"]}
+    out["pruning_rate"] = float(cell.rate)
+    out["phases"] = phases
+    later = [p for p in spec["phases"] if p.get("prune_params")]
+    if later:
         out["pruning"] = {
-            **eqcfg.prune_slice(cfg, float(rate)),
-            "rewind_round": config["pruning"]["rewind_round"],
+            **io.read_json(later[0]["prune_params"]),
+            "rewind_round": phases["1"]["rewind_round"],
         }
-        out["eligibility"] = dict(config["eligibility"])
-        out["summary"] = dict(config["summary"])
+    summary = io.read_json(spec["summary"])
+    out["summary"] = {"target_tolerance": summary["rounds_to_target"]["target_tolerance"]}
     return out
 
 
@@ -203,26 +195,23 @@ def _last_step(series: Mapping[str, list[tuple[int, float]]]) -> int:
 # Cells
 
 
-def _base_tags(method: str, dataset: str, seed: int, rate: str | None, role: str, key: str) -> dict[str, str]:
-    tags = {"method": method, "dataset": dataset, "seed": str(int(seed)), "role": role, "cell_key": key}
-    if rate is not None:
-        tags["pruning_rate"] = rate
-    return tags
+def _base_tags(cell: GridCell, role: str) -> dict[str, str]:
+    return {**cell.tags(), "role": role, "cell_key": cell.key}
 
 
-def equitable_cell(spec: Mapping[str, Any], config: Mapping[str, Any]) -> CellRecord:
-    """The Equitable-FL parent run of one (dataset, rate, seed) and one child run per phase."""
-    dataset, seed, rate = str(spec["dataset"]), int(spec["seed"]), str(spec["pruning_rate"])
-    key = cell_key(EQUITABLE, dataset, seed, rate)
-    cfg = cell_config(config, dataset, seed, rate)
-    summary = io.read_json(spec["summary"])
+def equitable_cell(spec: Mapping[str, Any]) -> CellRecord:
+    """The Equitable-FL parent run of one (dataset, rate, seed, variant) and one child run per phase."""
+    cell = GridCell(**spec["cell"])
+    key = cell.key
+    cfg = cell_config(spec, cell)
+    summary = CellSummary.from_json(io.read_json(spec["summary"]))
     phases = [io.read_json(p["metrics"]) for p in spec["phases"]]
-    timings = [io.read_json(p["timing"]) for p in spec["phases"]]
+    timings = [TimingRecord.from_json(io.read_json(p["timing"])) for p in spec["phases"]]
     dataset_sha = file_sha256(spec["dataset_file"])
-    final, rtt, measured = summary["final"], summary["rounds_to_target"], summary["measured"]
+    final, rtt, measured = summary.final, summary.rounds_to_target, summary.measured
 
     tags = {
-        **_base_tags(EQUITABLE, dataset, seed, rate, ROLE_CELL, key),
+        **_base_tags(cell, ROLE_CELL),
         "run_key": key,
         "num_phases": str(len(phases)),
         "config_sha256": config_sha256(cfg),
@@ -230,38 +219,38 @@ def equitable_cell(spec: Mapping[str, Any], config: Mapping[str, Any]) -> CellRe
         "weights_sha256": file_sha256(spec["phases"][-1]["weights"]),
         "mask_sha256": file_sha256(spec["phases"][-1]["mask"]),
         "mlflow.note.content": (
-            f"Equitable-FL on {dataset}, pruning rate {rate}, seed {seed}: {len(phases)} phases. "
-            f"Final accuracy {100 * final['accuracy']:.2f}% vs vanilla "
-            f"{100 * final['vanilla_accuracy']:.2f}%, sparsity {100 * final['sparsity']:.1f}%. "
+            f"Equitable-FL on {cell.label}: {len(phases)} phases. "
+            f"Final accuracy {100 * final.final_accuracy:.2f}% vs vanilla "
+            f"{100 * final.vanilla_accuracy:.2f}%, sparsity {100 * final.sparsity:.1f}%. "
             "Masks and weights are in DVC; their sha256 are tags."
         ),
     }
     series = round_series(m["history"] for m in phases)
     parent = RunRecord(
-        name=f"{dataset} rate{rate} seed{seed} equitable-fl",
+        name=f"{cell.label} {EQUITABLE}",
         params=flatten(cfg),
         tags=tags,
         metrics=_finite(
             {
-                "final_accuracy": final["accuracy"],
-                "vanilla_accuracy": final["vanilla_accuracy"],
-                "accuracy_gap_pp": final["accuracy_gap_pp"],
+                "final_accuracy": final.final_accuracy,
+                "vanilla_accuracy": final.vanilla_accuracy,
+                "accuracy_gap_pp": final.accuracy_gap_pp,
                 "best_accuracy": max(m["best_accuracy"] for m in phases),
                 "final_loss": phases[-1]["final_loss"],
-                "sparsity": final["sparsity"],
-                "size_reduction_pct": final["size_reduction_pct"],
-                "params_kept": final["params_kept"],
-                "encoded_bytes": final["encoded_bytes"],
-                "dense_bytes": final["dense_bytes"],
-                "total_bytes_communicated": final["bytes_communicated"],
-                "vanilla_bytes_communicated": final["vanilla_bytes_communicated"],
-                "flop_speedup_model": final["flop_speedup_model"],
-                "flop_speedup_training": final["flop_speedup_training"],
-                "rounds_speedup": rtt["speedup"],
-                "rounds_to_target": rtt["equitable_round"],
-                "vanilla_rounds_to_target": rtt["vanilla_round"],
-                "wallclock_speedup": measured["wallclock_speedup_final_phase"],
-                "train_seconds": measured["equitable_train_seconds"],
+                "sparsity": final.sparsity,
+                "size_reduction_pct": final.size_reduction_pct,
+                "params_kept": final.params_kept,
+                "encoded_bytes": final.encoded_bytes,
+                "dense_bytes": final.dense_bytes,
+                "bytes_communicated": final.bytes_communicated,
+                "vanilla_bytes_communicated": final.vanilla_bytes_communicated,
+                "flop_speedup_model": final.flop_speedup_model,
+                "flop_speedup_training": final.flop_speedup_training,
+                "rounds_speedup": rtt.rounds_speedup,
+                "rounds_to_target": rtt.rounds_to_target,
+                "vanilla_rounds_to_target": rtt.vanilla_rounds_to_target,
+                "wallclock_speedup": measured.wallclock_speedup,
+                "train_seconds": measured.train_seconds,
             }
         ),
         series=series,
@@ -275,7 +264,7 @@ def equitable_cell(spec: Mapping[str, Any], config: Mapping[str, Any]) -> CellRe
     for p, m, t in zip(spec["phases"], phases, timings, strict=True):
         k = int(p["phase"])
         child_tags = {
-            **_base_tags(EQUITABLE, dataset, seed, rate, ROLE_PHASE, key),
+            **_base_tags(cell, ROLE_PHASE),
             "run_key": f"{key}/phase{k}",
             "phase": str(k),
             "weights_sha256": file_sha256(p["weights"]),
@@ -283,12 +272,12 @@ def equitable_cell(spec: Mapping[str, Any], config: Mapping[str, Any]) -> CellRe
         }
         if p.get("rewind"):
             child_tags["rewind_sha256"] = file_sha256(p["rewind"])
-        child_params = flatten(eqcfg.phase_slice(dict(config), k, seed))
-        if k > 1:
-            child_params.update(flatten({"pruning": cfg["pruning"]}))
+        child_params = flatten(io.read_json(p["params"]))
+        if p.get("prune_params"):
+            child_params.update(flatten({"pruning": io.read_json(p["prune_params"])}))
         child_series = round_series([m["history"]])
         child = RunRecord(
-            name=f"phase {k}",
+            name=f"phase {k} · {cell.label}",
             params=child_params,
             tags=child_tags,
             metrics=_finite(
@@ -298,49 +287,49 @@ def equitable_cell(spec: Mapping[str, Any], config: Mapping[str, Any]) -> CellRe
                     "final_loss": m["final_loss"],
                     "sparsity": m["sparsity"],
                     "size_reduction_pct": m["size_reduction_pct"],
-                    "flop_speedup_model": m["flop_speedup"],
+                    "flop_speedup_model": m["flop_speedup_model"],
                     "encoded_bytes": m["encoded_bytes"],
                     "params_kept": m["params_kept"],
                     "eligible_clients": m["eligible_clients"],
                     "clients_took_part": m["clients_took_part"],
-                    "total_bytes_communicated": m["bytes_communicated"],
-                    "seconds_per_sample": t["seconds_per_sample"],
-                    "train_seconds": t["train_seconds_total"],
+                    "bytes_communicated": m["bytes_communicated"],
+                    "seconds_per_sample": t.seconds_per_sample,
+                    "train_seconds": t.train_seconds,
                 }
             ),
             series=child_series,
-            artifacts=[(p["metrics"], ""), (p["participation"], ""), (p["timing"], "")]
+            artifacts=[(p["metrics"], ""), (p["participation"], ""), (p["timing"], ""), (p["params"], "")]
             + ([(p["sparsity"], "")] if p.get("sparsity") else []),
         )
         child.metrics_step = _last_step(child_series)
         children.append(child)
-    return CellRecord(key, EQUITABLE, dataset, seed, rate, parent, children)
+    return CellRecord(key, EQUITABLE, cell.dataset, cell.seed, cell.rate, parent, children)
 
 
-def vanilla_cell(spec: Mapping[str, Any], config: Mapping[str, Any]) -> CellRecord:
-    """The dense baseline of one (dataset, seed): a parent run with no children and no pruning rate.
+def vanilla_cell(spec: Mapping[str, Any]) -> CellRecord:
+    """The dense baseline of one (dataset, seed, variant): a parent run with no children and no rate.
 
     Speed-ups are ratios vanilla / Equitable-FL, so the baseline's own are 1 by definition; they are logged
     as 1 (and its sparsity and size reduction as 0) so that parent runs chart side by side in the UI.
     """
-    dataset, seed = str(spec["dataset"]), int(spec["seed"])
-    key = cell_key(VANILLA, dataset, seed)
-    cfg = cell_config(config, dataset, seed, None)
+    cell = GridCell(**spec["cell"])
+    key = cell.key
+    cfg = cell_config(spec, cell)
     m = io.read_json(spec["metrics"])
-    t = io.read_json(spec["timing"])
+    t = TimingRecord.from_json(io.read_json(spec["timing"]))
     series = round_series([m["history"]])
     parent = RunRecord(
-        name=f"{dataset} seed{seed} vanilla",
+        name=f"{cell.label} {VANILLA}",
         params=flatten(cfg),
         tags={
-            **_base_tags(VANILLA, dataset, seed, None, ROLE_CELL, key),
+            **_base_tags(cell, ROLE_CELL),
             "run_key": key,
             "num_phases": "0",
             "config_sha256": config_sha256(cfg),
             "dataset_sha256": file_sha256(spec["dataset_file"]),
             "weights_sha256": file_sha256(spec["weights"]),
             "mlflow.note.content": (
-                f"Vanilla FedAvg (dense) on {dataset}, seed {seed}, {m['rounds']} rounds, participation "
+                f"Vanilla FedAvg (dense) on {cell.label}, {m['rounds']} rounds, participation "
                 f"'{m['participation']}': the baseline of every pruning rate of this dataset and seed. "
                 f"Final accuracy {100 * m['final_accuracy']:.2f}%."
             ),
@@ -354,35 +343,32 @@ def vanilla_cell(spec: Mapping[str, Any], config: Mapping[str, Any]) -> CellReco
                 "size_reduction_pct": 0.0,
                 "params_kept": m["params_kept"],
                 "dense_bytes": m["dense_bytes"],
-                "total_bytes_communicated": m["bytes_communicated"],
+                "bytes_communicated": m["bytes_communicated"],
                 "flop_speedup_model": 1.0,
                 "flop_speedup_training": 1.0,
                 "rounds_speedup": 1.0,
                 "wallclock_speedup": 1.0,
                 "eligible_clients": m["eligible_clients"],
                 "clients_took_part": m["clients_took_part"],
-                "seconds_per_sample": t["seconds_per_sample"],
-                "train_seconds": t["train_seconds_total"],
+                "seconds_per_sample": t.seconds_per_sample,
+                "train_seconds": t.train_seconds,
             }
         ),
         series=series,
-        artifacts=[(spec["metrics"], ""), (spec["participation"], ""), (spec["timing"], "")],
+        artifacts=[
+            (spec["metrics"], ""),
+            (spec["participation"], ""),
+            (spec["timing"], ""),
+            (spec["params"], ""),
+        ],
     )
     parent.metrics_step = _last_step(series)
-    return CellRecord(key, VANILLA, dataset, seed, None, parent, [])
+    return CellRecord(key, VANILLA, cell.dataset, cell.seed, None, parent, [])
 
 
-def build_cells(specs: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -> list[CellRecord]:
-    """Records for every cell spec; raises on an unknown method or a duplicated cell."""
-    records: list[CellRecord] = []
-    for spec in specs:
-        method = spec["method"]
-        if method == EQUITABLE:
-            records.append(equitable_cell(spec, config))
-        elif method == VANILLA:
-            records.append(vanilla_cell(spec, config))
-        else:
-            raise ValueError(f"unknown method {method!r} in a tracking cell (expected one of {METHODS})")
+def build_cells(specs: Sequence[Mapping[str, Any]]) -> list[CellRecord]:
+    """Records for every cell spec (Equitable-FL when the cell has a rate); raises on a duplicated cell."""
+    records = [equitable_cell(s) if s["cell"].get("rate") is not None else vanilla_cell(s) for s in specs]
     keys = [r.key for r in records]
     dup = sorted({k for k in keys if keys.count(k) > 1})
     if dup:

@@ -22,15 +22,16 @@ import pandas as pd
 from filelock import FileLock
 
 from equitable_fl import io
+from equitable_fl.grid import EQUITABLE, VANILLA, GridCell, cells
 from equitable_fl.report import tables
 from equitable_fl.tracking import store
-from equitable_fl.tracking.cells import EQUITABLE, ROLE_CELL, VANILLA, cell_key
+from equitable_fl.tracking.cells import ROLE_CELL
 
-KEYS = ("dataset", "pruning_rate")
+KEYS = ("dataset", "variant", "pruning_rate")
 COMPARISON_METRICS = (
-    "accuracy_eqfl",
-    "accuracy_vanilla",
-    "gap_pp",
+    "final_accuracy_pct",
+    "vanilla_accuracy_pct",
+    "accuracy_gap_pp",
     "sparsity_pct",
     "size_reduction_pct",
     "flop_speedup_model",
@@ -73,7 +74,8 @@ def _column(df: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(np.nan, index=df.index, dtype="float64")
 
 
-def _num(series: pd.Series) -> pd.Series:
+def _floats(series: pd.Series) -> pd.Series:
+    """Metric values as float64; anything that is not a number is NaN (the rule of ``records.number``)."""
     return pd.to_numeric(series, errors="coerce").astype("float64")
 
 
@@ -87,6 +89,7 @@ def paired_cells(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> pd.Da
     datasets = [str(d) for d in grid["datasets"]]
     rates = [str(r) for r in grid["pruning_rates"]]
     seeds = [int(s) for s in grid["seeds"]]
+    variants = [str(v) for v in grid.get("variants", [""])]
     if runs.empty:
         runs = pd.DataFrame(columns=["run_id", "tags.method", "tags.dataset", "tags.seed"])
     frame = pd.DataFrame(
@@ -95,22 +98,27 @@ def paired_cells(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> pd.Da
             "method": _column(runs, "tags.method"),
             "dataset": _column(runs, "tags.dataset"),
             "seed": pd.to_numeric(_column(runs, "tags.seed"), errors="coerce"),
+            "variant": _column(runs, "tags.variant").fillna("").astype(str),
             "rate": _column(runs, "tags.pruning_rate"),
-            "final_accuracy": _num(_column(runs, "metrics.final_accuracy")),
-            **{metric: _num(_column(runs, f"metrics.{metric}")) for metric in _EQ_METRICS},
+            "final_accuracy": _floats(_column(runs, "metrics.final_accuracy")),
+            **{metric: _floats(_column(runs, f"metrics.{metric}")) for metric in _EQ_METRICS},
         }
     )
-    in_grid = frame["dataset"].isin(datasets) & frame["seed"].isin(seeds)
+    in_grid = frame["dataset"].isin(datasets) & frame["seed"].isin(seeds) & frame["variant"].isin(variants)
     eq = frame[in_grid & (frame["method"] == EQUITABLE) & frame["rate"].isin(rates)]
     van = frame[in_grid & (frame["method"] == VANILLA)]
 
-    expected_eq = {cell_key(EQUITABLE, d, s, r) for d in datasets for s in seeds for r in rates}
-    expected_van = {cell_key(VANILLA, d, s) for d in datasets for s in seeds}
+    grid_cells = cells(datasets, seeds, rates, variants)
+    expected_eq = {c.key for c in grid_cells}
+    expected_van = {c.shared().key for c in grid_cells}
     found_eq = [
-        cell_key(EQUITABLE, d, int(s), r)
-        for d, s, r in eq[["dataset", "seed", "rate"]].itertuples(index=False)
+        GridCell(d, int(s), r, v).key
+        for d, s, r, v in eq[["dataset", "seed", "rate", "variant"]].itertuples(index=False)
     ]
-    found_van = [cell_key(VANILLA, d, int(s)) for d, s in van[["dataset", "seed"]].itertuples(index=False)]
+    found_van = [
+        GridCell(d, int(s), None, v).key
+        for d, s, v in van[["dataset", "seed", "variant"]].itertuples(index=False)
+    ]
     problems = []
     missing = sorted((expected_eq - set(found_eq)) | (expected_van - set(found_van)))
     if missing:
@@ -125,28 +133,31 @@ def paired_cells(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> pd.Da
             + ". Rerun the logging step (snakemake -R track)."
         )
 
-    vanilla = van[["dataset", "seed", "final_accuracy"]]
+    vanilla = van[["dataset", "seed", "variant", "final_accuracy"]]
     vanilla = vanilla.rename(columns={"final_accuracy": "vanilla_accuracy"})
-    cells = eq.merge(vanilla, on=["dataset", "seed"], how="left", validate="many_to_one")
+    paired = eq.merge(vanilla, on=["dataset", "seed", "variant"], how="left", validate="many_to_one")
     out = pd.DataFrame(
         {
-            "dataset": cells["dataset"].astype(str),
-            "pruning_rate": cells["rate"].astype(float),
-            "seed": cells["seed"].astype("int64"),
-            "accuracy_eqfl": 100.0 * cells["final_accuracy"],
-            "accuracy_vanilla": 100.0 * cells["vanilla_accuracy"],
+            "dataset": paired["dataset"].astype(str),
+            "variant": paired["variant"].astype(str),
+            "pruning_rate": paired["rate"].astype(float),
+            "seed": paired["seed"].astype("int64"),
+            "final_accuracy_pct": 100.0 * paired["final_accuracy"],
+            "vanilla_accuracy_pct": 100.0 * paired["vanilla_accuracy"],
         }
     )
-    out["gap_pp"] = out["accuracy_eqfl"] - out["accuracy_vanilla"]
+    out["accuracy_gap_pp"] = out["final_accuracy_pct"] - out["vanilla_accuracy_pct"]
     for metric, (column, scale) in _EQ_METRICS.items():
-        out[column] = scale * cells[metric]
-    return out.sort_values(["dataset", "pruning_rate", "seed"], kind="stable").reset_index(drop=True)
+        out[column] = scale * paired[metric]
+    return out.sort_values(["dataset", "variant", "pruning_rate", "seed"], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def comparison_table(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     """Mean and sample std over seeds per dataset × pruning rate (std is NaN, shown "n/a", for one seed)."""
-    cells = paired_cells(runs, grid)
-    grouped = cells.groupby(list(KEYS), sort=True)
+    rows = paired_cells(runs, grid)
+    grouped = rows.groupby(list(KEYS), sort=True)
     mean = grouped[list(COMPARISON_METRICS)].mean()
     std = grouped[list(COMPARISON_METRICS)].std(ddof=1)
     result = pd.DataFrame(index=mean.index)

@@ -251,7 +251,6 @@ def sync_cells(
 def track(
     *,
     cells: Sequence[Mapping[str, Any]],
-    config: Mapping[str, Any],
     results_dir: str,
     source_dir: str | None,
     out_logged: str,
@@ -265,7 +264,7 @@ def track(
     import requests
     from mlflow.exceptions import MlflowException
 
-    records = build_cells(cells, config)
+    records = build_cells(cells)
     target = store.resolve(results_dir)
     log.info("tracking %d cells to %s, experiment %r", len(records), target.display_uri, target.experiment)
     context = {**git_state(source_dir), **version_tags()}

@@ -51,7 +51,8 @@ def sparsity_points(table: pd.DataFrame) -> dict[str, list[SparsityPoint]]:
 
     The table is ``comparison.csv`` (read from MLflow) in the workflow, or ``by_rate.csv`` built from
     summaries: both have ``dataset``, ``pruning_rate``, ``n_seeds`` and ``<metric>_mean`` / ``_std`` for
-    ``sparsity_pct``, ``accuracy_eqfl`` and ``accuracy_vanilla``. These are exactly the plotted numbers.
+    ``sparsity_pct``, ``final_accuracy_pct`` and ``vanilla_accuracy_pct``. These are exactly the
+    plotted numbers.
     """
     if table.empty:
         raise ValueError("no rows to plot")
@@ -63,10 +64,10 @@ def sparsity_points(table: pd.DataFrame) -> dict[str, list[SparsityPoint]]:
                 n_seeds=int(rec["n_seeds"]),
                 sparsity=_cell(rec, "sparsity_pct_mean"),
                 sparsity_std=_std0(_cell(rec, "sparsity_pct_std")),
-                accuracy=_cell(rec, "accuracy_eqfl_mean"),
-                accuracy_std=_std0(_cell(rec, "accuracy_eqfl_std")),
-                vanilla=_cell(rec, "accuracy_vanilla_mean"),
-                vanilla_std=_std0(_cell(rec, "accuracy_vanilla_std")),
+                accuracy=_cell(rec, "final_accuracy_pct_mean"),
+                accuracy_std=_std0(_cell(rec, "final_accuracy_pct_std")),
+                vanilla=_cell(rec, "vanilla_accuracy_pct_mean"),
+                vanilla_std=_std0(_cell(rec, "vanilla_accuracy_pct_std")),
             )
         )
     return dict(points)

@@ -1,0 +1,98 @@
+"""Engines execute a phase's strategy; they hold no policy. Chosen by ``compute.engine``.
+
+The in-process engine simulates every client inside the training job, one after the other, with one
+reused model: it is today's fastest path on a CPU (``shared/notes/performance.md``). Its loop is the
+strategy's protocol, the same one a Flower deployment runs:
+
+    for each round r:
+        tasks   = strategy.configure_round(r, strategy.available(r))      # ServerApp: configure_train
+        updates = [train_client(model, state, …, task) for task in tasks]  # ClientApp: @app.train
+        state   = strategy.aggregate(updates)                              # ServerApp: aggregate_train
+        acc     = evaluate(model, state, …)                                # ServerApp: evaluate_fn
+        record  = strategy.account(r, tasks, updates, acc, …)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from equitable_fl.data.tensors import TensorData
+from equitable_fl.device import synchronize
+from equitable_fl.federation.client import MaskedParams, State, evaluate, train_client
+from equitable_fl.federation.strategy import EquitableStrategy
+from equitable_fl.records import RoundRecord
+
+
+@dataclass
+class PhaseRun:
+    """What an engine returns: the final global weights, one record per round, kept snapshots."""
+
+    state: State
+    history: list[RoundRecord]
+    snapshots: dict[int, State]
+
+
+class Engine(Protocol):
+    def run(
+        self,
+        strategy: EquitableStrategy,
+        model: nn.Module,
+        start_state: Mapping[str, torch.Tensor],
+        data: TensorData,
+        client_indices: Sequence[torch.Tensor],
+        on_round: Callable[[RoundRecord], None] | None = None,
+    ) -> PhaseRun: ...
+
+
+class InProcessEngine:
+    """Every client of the cohort trained in this process, in cohort order, on one reused model."""
+
+    def run(
+        self,
+        strategy: EquitableStrategy,
+        model: nn.Module,
+        start_state: Mapping[str, torch.Tensor],
+        data: TensorData,
+        client_indices: Sequence[torch.Tensor],
+        on_round: Callable[[RoundRecord], None] | None = None,
+    ) -> PhaseRun:
+        strategy.check_runnable()
+        plan = strategy.plan
+        device = next(model.parameters()).device
+        masked = MaskedParams(model, strategy.mask)
+        state: State = {k: v.detach().to(device).clone() for k, v in start_state.items()}
+        history: list[RoundRecord] = []
+        snapshots: dict[int, State] = {}
+        if 0 in plan.snapshot_rounds:
+            snapshots[0] = {k: v.clone() for k, v in state.items()}
+        for rnd in range(1, plan.rounds + 1):
+            tasks = strategy.configure_round(rnd, strategy.available(rnd))
+            synchronize(device)
+            t0 = time.perf_counter()
+            updates = [train_client(model, state, masked, data, client_indices[t.client], t) for t in tasks]
+            synchronize(device)
+            train_seconds = time.perf_counter() - t0
+            state = strategy.aggregate(updates)
+            accuracy, loss = evaluate(model, state, data, plan.settings.eval_batch_size)
+            record = strategy.account(rnd, tasks, updates, accuracy, loss, train_seconds)
+            history.append(record)
+            if rnd in plan.snapshot_rounds:
+                snapshots[rnd] = {k: v.clone() for k, v in state.items()}
+            if on_round is not None:
+                on_round(record)
+        return PhaseRun(state, history, snapshots)
+
+
+ENGINES: dict[str, Callable[[], Engine]] = {"inprocess": InProcessEngine}
+
+
+def get_engine(name: str) -> Engine:
+    if name not in ENGINES:
+        raise ValueError(f"compute.engine {name!r} is not available; choose one of {sorted(ENGINES)}")
+    return ENGINES[name]()
