@@ -2,10 +2,14 @@
 
 A downloaded archive is untrusted input: a member named ``../../.bashrc``, an absolute path, or a
 symlink/hard link pointing out of the extraction folder would let it write anywhere. Every member is
-checked *before* anything is written (``tarfile``'s ``data`` filter is used too where the Python has it,
-as a second line of defence, not the only one), extraction goes to a temporary folder beside the target,
-and only a fully extracted tree is renamed into place, so a refused or interrupted archive leaves
+checked *before* anything is written (``tarfile``'s ``data`` filter is applied too where the Python has
+it, as a second line of defence, not the only one), extraction goes to a temporary folder beside the
+target, and only a fully extracted tree is renamed into place, so a refused or interrupted archive leaves
 nothing behind that a later step could mistake for data.
+
+A member that is safe by name can still be too big: total size, member count and expansion ratio are
+limited (:mod:`~equitable_fl.data.archive_limits`) from the headers before extraction and from the bytes
+actually written during it. Files of both formats are written by one counting copy loop, links last.
 """
 
 from __future__ import annotations
@@ -17,8 +21,19 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import IO
+
+from equitable_fl.data.archive_limits import ArchiveLimitError, ArchiveLimits, ExtractionBudget
+
+__all__ = ["ArchiveLimitError", "ArchiveLimits", "UnsafeArchiveError", "archive_kind", "safe_extract"]
+
+# A symlink member's data is its target path; anything longer is not a link a dataset needs.
+_MAX_LINK_TARGET = 4096
 
 
 class UnsafeArchiveError(ValueError):
@@ -32,26 +47,31 @@ class _Member:
     link: str | None = None  # symlink target as stored, or the normalised hard link target
 
 
-def safe_extract(archive: Path, target: Path) -> list[Path]:
+def safe_extract(archive: Path, target: Path, limits: ArchiveLimits | None = None) -> list[Path]:
     """Extract ``archive`` into the folder ``target`` and return the extracted files, sorted.
 
     ``target`` is created if needed. Top-level entries of the archive replace same-named entries
     already in ``target``; nothing else in ``target`` is touched. Raises :class:`UnsafeArchiveError`
     (naming the member) before writing anything if a member is absolute, contains ``..``, is a device
-    or FIFO, or is a link resolving outside ``target``.
+    or FIFO, or is a link resolving outside ``target``; raises :class:`ArchiveLimitError` when the
+    archive passes one of ``limits`` (default :class:`ArchiveLimits`), before extraction if its headers
+    say so, else as soon as the bytes written do, removing what was written.
     """
     archive, target = Path(archive), Path(target)
+    limits = limits or ArchiveLimits()
     kind = archive_kind(archive)
-    members = _list_zip(archive) if kind == "zip" else _list_tar(archive)
+    declared = ExtractionBudget(archive, limits, "declared")
+    members = _list_zip(archive, declared) if kind == "zip" else _list_tar(archive, declared)
     _validate(members, archive)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extract", dir=target.parent))
     try:
+        written = ExtractionBudget(archive, limits, "written", declared_bytes=declared.bytes)
         if kind == "zip":
-            _extract_zip(archive, tmp, members)
+            _extract_zip(archive, tmp, members, written)
         else:
-            _extract_tar(archive, tmp)
+            _extract_tar(archive, tmp, members, written)
         _check_tree(tmp, archive)
         return _move_into_place(tmp, target, archive)
     finally:
@@ -81,13 +101,19 @@ def _normalise(name: str, archive: Path, label: str | None = None) -> str:
     return "/".join(parts)
 
 
-def _list_zip(archive: Path) -> list[_Member]:
+def _list_zip(archive: Path, budget: ExtractionBudget) -> list[_Member]:
     members: list[_Member] = []
     with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        if infos:  # the central directory lists every member: the whole archive is counted at once
+            budget.add_member(infos[-1].filename, len(infos))
+            budget.add_bytes(infos[-1].filename, sum(info.file_size for info in infos))
         for info in zf.infolist():
             name = _normalise(info.filename, archive)
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
+                if info.file_size > _MAX_LINK_TARGET:
+                    raise UnsafeArchiveError(f"{archive}: symlink {info.filename!r} has an overlong target")
                 members.append(_Member(name, "symlink", zf.read(info).decode("utf-8")))
             elif info.is_dir():
                 members.append(_Member(name, "dir"))
@@ -98,10 +124,13 @@ def _list_zip(archive: Path) -> list[_Member]:
     return members
 
 
-def _list_tar(archive: Path) -> list[_Member]:
+def _list_tar(archive: Path, budget: ExtractionBudget) -> list[_Member]:
     members: list[_Member] = []
     with tarfile.open(archive) as tf:
         for info in tf:
+            # Counted before anything else, so a tar bomb stops the listing at its first oversized member.
+            budget.add_member(info.name)
+            budget.add_bytes(info.name, info.size if info.isreg() else 0)
             name = _normalise(info.name, archive)
             if info.issym():
                 members.append(_Member(name, "symlink", info.linkname))
@@ -150,38 +179,70 @@ def _validate(members: list[_Member], archive: Path) -> None:
         kinds[m.name] = m.kind
 
 
-def _extract_zip(archive: Path, dest: Path, members: list[_Member]) -> None:
-    symlinks: list[_Member] = []
+# Opens a file member's data; None for folders and links.
+_Opener = Callable[[], IO[bytes]] | None
+
+
+def _extract_zip(archive: Path, dest: Path, members: list[_Member], budget: ExtractionBudget) -> None:
     with zipfile.ZipFile(archive) as zf:
-        for info, m in zip(zf.infolist(), members, strict=True):
-            path = dest / m.name if m.name else dest
-            if m.kind == "dir":
-                path.mkdir(parents=True, exist_ok=True)
-            elif m.kind == "symlink":
-                symlinks.append(m)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(path, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-    # Links last: no file write can then pass through a link created from the archive.
+        entries = zip(members, (partial(zf.open, info) for info in zf.infolist()), strict=True)
+        try:
+            _write_members(dest, entries, budget)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            raise UnsafeArchiveError(
+                f"{archive}: member {budget.last_member!r} is corrupt: its data does not match its header "
+                f"({exc}); nothing was extracted"
+            ) from exc
+
+
+def _extract_tar(archive: Path, dest: Path, members: list[_Member], budget: ExtractionBudget) -> None:
+    data_filter = getattr(tarfile, "data_filter", None)
+
+    def entries(tf: tarfile.TarFile) -> Iterable[tuple[_Member, _Opener]]:
+        for m, info in zip(members, tf, strict=True):
+            if data_filter is not None:
+                try:
+                    data_filter(info, str(dest))
+                except tarfile.FilterError as exc:
+                    raise UnsafeArchiveError(
+                        f"{archive}: member {info.name!r} refused by tarfile: {exc}"
+                    ) from exc
+            yield m, (partial(tf.extractfile, info) if m.kind == "file" else None)
+
+    with tarfile.open(archive) as tf:
+        try:
+            _write_members(dest, entries(tf), budget)
+        except (tarfile.TarError, zlib.error, EOFError) as exc:
+            raise UnsafeArchiveError(
+                f"{archive}: member {budget.last_member!r} cannot be read ({exc}); nothing was extracted"
+            ) from exc
+
+
+def _write_members(dest: Path, entries: Iterable[tuple[_Member, _Opener]], budget: ExtractionBudget) -> None:
+    """Create validated members under ``dest``, counting each member and every byte written."""
+    symlinks: list[_Member] = []
+    for m, open_data in entries:
+        budget.add_member(m.name)
+        path = dest / m.name if m.name else dest
+        if m.kind == "dir":
+            path.mkdir(parents=True, exist_ok=True)
+        elif m.kind == "file":
+            assert open_data is not None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)  # a repeated member must not write through an earlier hard link
+            with open_data() as src, open(path, "wb") as out:
+                budget.copy(src, out, m.name)
+        elif m.kind == "hardlink":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)
+            os.link(dest / (m.link or ""), path)
+        else:
+            symlinks.append(m)
+    # Symlinks last: no file write can then pass through a link created from the archive.
     for m in symlinks:
         path = dest / m.name
         path.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(m.link or "", path)
-
-
-def _extract_tar(archive: Path, dest: Path) -> None:
-    with tarfile.open(archive) as tf:
-        data_filter = getattr(tarfile, "data_filter", None)
-        try:
-            if data_filter is not None:
-                tf.extractall(dest, filter=data_filter)
-            else:  # pragma: no cover - Pythons without PEP 706; members were validated above
-                tf.extractall(dest)
-        except tarfile.TarError as exc:
-            member = getattr(exc, "tarinfo", None)
-            name = member.name if member is not None else "?"
-            raise UnsafeArchiveError(f"{archive}: member {name!r} refused by tarfile: {exc}") from exc
 
 
 def _check_tree(root: Path, archive: Path) -> None:

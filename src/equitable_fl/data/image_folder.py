@@ -32,7 +32,9 @@ under ``raw_dir``), ``archive`` (a hand-downloaded archive to use), ``sha256``, 
 ``root`` (folder inside the archive holding the class folders), ``layout`` (``split_folders`` with
 ``train_folder``/``test_folder``, or ``single_folder`` split by ``test_size`` fraction and
 ``split_seed``), ``classes`` (expected class names, or ``null`` to accept what is found),
-``resolution``, ``train_limit``/``test_limit``/``limit_seed``, ``manual_dir``, ``timeout``.
+``resolution``, ``train_limit``/``test_limit``/``limit_seed``, ``manual_dir``, ``timeout``,
+``archive_limits`` (``{max_total_bytes, max_members, max_ratio}`` for the extraction; defaults in
+:class:`~equitable_fl.data.archive_limits.ArchiveLimits`: 8 GiB, 500,000 members, ratio 100).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import numpy as np
 
 from equitable_fl import io
 from equitable_fl.data.archive import safe_extract
+from equitable_fl.data.archive_limits import ArchiveLimits
 from equitable_fl.data.download import FetchError, RawDataError, download, file_digests, manual_dir
 from equitable_fl.data.prepared import PreparedDataset, stratified_split
 from equitable_fl.data.torchvision_sets import subsample
@@ -111,6 +114,7 @@ _COMMON: dict[str, Any] = {
     "limit_seed": 0,
     "manual_dir": None,
     "timeout": 30.0,
+    "archive_limits": None,
 }
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -163,6 +167,7 @@ def options(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
         )
     if int(opts["resolution"]) <= 0:
         raise ValueError(f"dataset {name!r}: resolution must be positive, got {opts['resolution']}")
+    opts["archive_limits"] = ArchiveLimits.from_options(opts["archive_limits"], name)
     return opts
 
 
@@ -209,7 +214,7 @@ def fetch(name: str, cfg: dict[str, Any], raw_dir: Path) -> None:
     marker.unlink(missing_ok=True)
     if extracted.exists():
         shutil.rmtree(extracted)
-    safe_extract(archive, extracted)
+    safe_extract(archive, extracted, opts["archive_limits"])
     io.write_json(marker, record)
 
 
