@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from equitable_fl.data import registry, torchvision_sets
+from equitable_fl.data.archive import ArchiveLimitError
 from equitable_fl.data.download import FetchError, RawDataError
 from equitable_fl.data.prepared import load_prepared, save_prepared
 
@@ -293,4 +294,42 @@ def test_cifar_corrupted_archive_is_refused(http_server, tmp_path):
         torchvision_sets.fetch("cifar10", cfg, tmp_path / "raw")
     assert not (tmp_path / "raw" / "cifar-10-python.tar.gz").exists()
     assert not (tmp_path / "raw" / "cifar-10-python.tar.gz.part").exists()
+    assert not (tmp_path / "raw" / "cifar-10-batches-py").exists()
+
+
+def test_cifar_local_source_torchvision_root_is_verified_and_copied(http_server, tmp_path):
+    files = _cifar_files()
+    root = tmp_path / "old-root"
+    (root / "cifar-10-batches-py").mkdir(parents=True)
+    for member, (blob, _, _) in files.items():
+        (root / "cifar-10-batches-py" / member).write_bytes(blob)
+    checksums = {m: _md5(b) for m, (b, _, _) in files.items()}
+    cfg = {"local_source": str(root), "mirrors": [http_server.url("")], "checksums": checksums}
+    raw_dir = tmp_path / "raw"
+    torchvision_sets.fetch("cifar10", cfg, raw_dir)
+    assert http_server.requests == []
+    ds = torchvision_sets.prepare("cifar10", cfg, raw_dir)
+    np.testing.assert_array_equal(ds.x_test, files["test_batch"][1].reshape(-1, 3, 32, 32))
+
+    (root / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(FetchError) as info:
+        torchvision_sets.fetch("cifar10", cfg, tmp_path / "raw2")
+    message = str(info.value)
+    assert str(root / "cifar-10-batches-py" / "test_batch") in message
+    assert checksums["test_batch"] in message and _md5(b"not a pickle") in message
+    assert "`checksums: {test_batch:" in message and "removing `local_source`" in message
+    assert not (tmp_path / "raw2" / "cifar-10-batches-py" / "test_batch").exists()
+    assert http_server.requests == []
+
+
+def test_cifar_archive_limits_option_reaches_the_extraction(http_server, tmp_path):
+    archive = _cifar_archive(_cifar_files())
+    http_server.put("cifar-10-python.tar.gz", archive)
+    cfg = {
+        "mirrors": [http_server.url("")],
+        "checksums": {"cifar-10-python.tar.gz": _md5(archive)},
+        "archive_limits": {"max_members": 3},
+    }
+    with pytest.raises(ArchiveLimitError, match="max_members = 3"):
+        torchvision_sets.fetch("cifar10", cfg, tmp_path / "raw")
     assert not (tmp_path / "raw" / "cifar-10-batches-py").exists()

@@ -43,7 +43,9 @@ class FetchError(RuntimeError):
     ``attempts`` lists ``(source, what went wrong)`` pairs in the order they were tried.
     """
 
-    def __init__(self, message: str, *, dataset: str, attempts: list[tuple[str, str]], manual_path: Path):
+    def __init__(
+        self, message: str, *, dataset: str, attempts: list[tuple[str, str]], manual_path: Path | None
+    ):
         super().__init__(message)
         self.dataset = dataset
         self.attempts = attempts
@@ -118,7 +120,7 @@ def download(
     sha256: str | None = None,
     md5: str | None = None,
     dataset: str,
-    manual_path: Path,
+    manual_path: Path | None,
     timeout: float = 30,
     chunk: int = 1 << 20,
     allow_unverified: bool = False,
@@ -126,11 +128,13 @@ def download(
     """Make ``dest`` hold the verified file and return ``dest``.
 
     Order: an existing ``dest`` that verifies is returned without touching the network; then a file
-    at ``manual_path`` (downloaded by hand) is verified and hard-linked or copied to ``dest``; then
-    each URL is tried in turn. Raises :class:`FetchError` naming every attempt when nothing worked.
-    Without ``sha256``/``md5`` the call is refused unless ``allow_unverified`` is set.
+    at ``manual_path`` (downloaded by hand; ``None`` when the caller looks for such files itself) is
+    verified and hard-linked or copied to ``dest``; then each URL is tried in turn. Raises
+    :class:`FetchError` naming every attempt when nothing worked. Without ``sha256``/``md5`` the call
+    is refused unless ``allow_unverified`` is set.
     """
-    dest, manual_path = Path(dest), Path(manual_path)
+    dest = Path(dest)
+    manual_path = Path(manual_path) if manual_path is not None else None
     sums = Checksums(sha256=sha256, md5=md5)
     if sums.empty and not allow_unverified:
         raise ValueError(
@@ -147,7 +151,7 @@ def download(
         log.warning("%s: existing %s does not verify: %s", dataset, dest, problem)
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if manual_path.is_file() and manual_path.resolve() != dest.resolve():
+    if manual_path is not None and manual_path.is_file() and manual_path.resolve() != dest.resolve():
         problem = _adopt_manual(manual_path, dest, sums, chunk)
         if problem is None:
             log.info("%s: using manually downloaded %s", dataset, manual_path)
@@ -175,7 +179,7 @@ def _failure_message(
     dest: Path,
     urls: list[str],
     attempts: list[tuple[str, str]],
-    manual_path: Path,
+    manual_path: Path | None,
     sums: Checksums,
 ) -> str:
     lines = [f"could not fetch {dest.name} for dataset {dataset!r}:"]
@@ -183,6 +187,8 @@ def _failure_message(
         lines.append("  - no download URL is configured")
     lines += [f"  - {source}: {problem}" for source, problem in attempts]
     expected = ", ".join(f"{a} {v}" for a, v in sums.expected().items()) or "no checksum configured"
+    if manual_path is None:
+        return "\n".join(lines)
     lines.append(
         f"To use a file downloaded by hand, put it at {manual_path} (expected {expected}); "
         f"it is verified and used instead of the network."

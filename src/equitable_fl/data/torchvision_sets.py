@@ -10,13 +10,27 @@ resumes, nor names a manual fallback, nor keeps half-written files away from the
 ``<raw_dir>/FashionMNIST/raw/...``, ``<raw_dir>/cifar-10-batches-py/...``), so ``prepare`` loads them
 with ``download=False`` and the official train/test splits are kept.
 
+MNIST and Fashion-MNIST files are verified by their content, not their wrapper
+(:mod:`~equitable_fl.data.idx_files`): gzipped or not, flat or in torchvision's layout, a file is
+accepted when its uncompressed content has the published md5 or it is torchvision's own ``.gz``.
+
 Config keys (all optional):
 
 - ``mirrors``: list of base URLs; a file's URL is the base plus its file name.
-- ``checksums``: ``{file name: md5}`` overriding torchvision's md5 of that file. For CIFAR-10 this
-  covers the archive and the batch files inside it (``data_batch_1`` ... ``test_batch``,
-  ``batches.meta``), which torchvision checks again when loading. Unknown names are an error.
-- ``manual_dir``: where hand-downloaded files are picked up (default ``<raw_dir>/../manual/<name>``).
+- ``checksums``: ``{file name: md5}`` overriding an expected md5. For MNIST and Fashion-MNIST a key is
+  an uncompressed name (``train-images-idx3-ubyte``: md5 of the content) or a ``.gz`` name (md5 of
+  torchvision's gzipped file). For CIFAR-10 it covers the archive and the batch files inside it
+  (``data_batch_1`` ... ``test_batch``, ``batches.meta``), which torchvision checks again when loading.
+  Unknown names are an error.
+- ``local_source``: a folder that already holds the dataset, used instead of downloading (nothing is
+  downloaded when it is set): for MNIST/Fashion-MNIST the four files, gzipped or not, flat or as a
+  torchvision root (``<folder>/MNIST/raw/``), e.g. Debian's ``/usr/share/datasets/fashion-mnist``; for
+  CIFAR-10 a torchvision root or a folder holding ``cifar-10-batches-py/`` or ``cifar-10-python.tar.gz``.
+  Files are copied after they verify, never used in place.
+- ``manual_dir``: where hand-downloaded files are picked up (default ``<raw_dir>/../manual/<name>``);
+  for MNIST/Fashion-MNIST searched like ``local_source``.
+- ``archive_limits``: ``{max_total_bytes, max_members, max_ratio}`` for extracting the CIFAR-10 archive
+  (defaults in :class:`~equitable_fl.data.archive_limits.ArchiveLimits`).
 - ``train_limit`` / ``test_limit``: keep a stratified subsample of that many images (seed
   ``limit_seed``, default 0) for small runs; ``null`` keeps the whole split.
 - ``timeout``: seconds per network operation (default 30).
@@ -24,18 +38,18 @@ Config keys (all optional):
 
 from __future__ import annotations
 
-import gzip
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from equitable_fl import io
 from equitable_fl.data.archive import safe_extract
-from equitable_fl.data.download import RawDataError, download, file_digests, manual_dir
+from equitable_fl.data.archive_limits import ArchiveLimits
+from equitable_fl.data.download import FetchError, RawDataError, download, file_digests, manual_dir
+from equitable_fl.data.idx_files import IdxFile, idx_files, place
 from equitable_fl.data.prepared import PreparedDataset, stratified_split
+from equitable_fl.data.verified_copy import copy_verified, expect_md5
 
 NAMES = ("mnist", "fashion-mnist", "cifar10")
 
@@ -43,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "mirrors": None,
     "checksums": {},
     "manual_dir": None,
+    "local_source": None,
+    "archive_limits": None,
     "train_limit": None,
     "test_limit": None,
     "limit_seed": 0,
@@ -69,6 +85,11 @@ class _Source:
         if self.idx:
             return [(str(f), str(m)) for f, m in cls.resources]
         return [(str(cls.filename), str(cls.tgz_md5))]
+
+    def checksum_names(self) -> set[str]:
+        """File names the ``checksums`` option may name: downloads, CIFAR members, uncompressed IDX files."""
+        names = {f for f, _ in self.downloads() + self.members()}
+        return names | ({f.removesuffix(".gz") for f in names} if self.idx else set())
 
     def members(self) -> list[tuple[str, str]]:
         """(file name, md5) of files checked inside the extracted CIFAR archive; none for IDX sets."""
@@ -109,18 +130,25 @@ def _source(name: str) -> _Source:
 def _options(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     opts = {**DEFAULTS, **cfg}
     src = _source(name)
-    known = {f for f, _ in src.downloads() + src.members()}
+    known = src.checksum_names()
     unknown = sorted(set(opts["checksums"] or {}) - known)
     if unknown:
         raise ValueError(
             f"dataset {name!r}: checksums given for unknown files {unknown}; known files: {sorted(known)}"
         )
+    opts["archive_limits"] = ArchiveLimits.from_options(opts["archive_limits"], name)
+    local = opts["local_source"]
+    opts["local_source"] = Path(str(local)).expanduser() if local else None
     return opts
 
 
+def _overrides(opts: dict[str, Any]) -> dict[str, str]:
+    return {str(k): str(v).lower() for k, v in (opts["checksums"] or {}).items()}
+
+
 def _md5s(src: _Source, opts: dict[str, Any]) -> dict[str, str]:
-    """Every file's expected md5: torchvision's value unless the config overrides it."""
-    overrides = {str(k): str(v).lower() for k, v in (opts["checksums"] or {}).items()}
+    """Every downloaded file's expected md5: torchvision's value unless the config overrides it."""
+    overrides = _overrides(opts)
     return {f: overrides.get(f, m) for f, m in src.downloads() + src.members()}
 
 
@@ -129,45 +157,94 @@ def _urls(mirrors: list[str], filename: str) -> list[str]:
 
 
 def fetch(name: str, cfg: dict[str, Any], raw_dir: Path) -> None:
-    """Download and verify the raw files of ``name`` into torchvision's layout under ``raw_dir``."""
+    """Place the verified raw files of ``name`` in torchvision's layout under ``raw_dir``."""
     src = _source(name)
     opts = _options(name, cfg)
-    raw_dir = Path(raw_dir)
-    md5s = _md5s(src, opts)
     mirrors = [str(m) for m in (opts["mirrors"] if opts["mirrors"] is not None else src.mirrors())]
-    manual = manual_dir(opts, name, raw_dir)
+    if src.idx:
+        _fetch_idx(src, opts, Path(raw_dir), mirrors)
+    else:
+        _fetch_cifar(src, opts, Path(raw_dir), mirrors)
+
+
+def _fetch_idx(src: _Source, opts: dict[str, Any], raw_dir: Path, mirrors: list[str]) -> None:
     # Downloads go beside torchvision's own download location, so download=True would find them too.
-    download_dir = src.folder(raw_dir) if src.idx else raw_dir
-    for filename, _ in src.downloads():
-        path = download(
-            _urls(mirrors, filename),
-            download_dir / filename,
-            md5=md5s[filename],
-            dataset=name,
-            manual_path=manual / filename,
-            timeout=float(opts["timeout"]),
-        )
-        if src.idx:
-            _gunzip(path, path.with_suffix(""))
-        else:
-            _extract_cifar(src, path, raw_dir, md5s)
-
-
-def _gunzip(gz: Path, out: Path) -> None:
-    """Decompress a verified ``.gz`` to the name torchvision reads, atomically."""
-    with io.atomic_path(out) as tmp, gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-
-
-def _extract_cifar(src: _Source, archive: Path, raw_dir: Path, md5s: dict[str, str]) -> None:
     folder = src.folder(raw_dir)
-    if _member_problems(src, folder, md5s):
-        safe_extract(archive, raw_dir)
+
+    def download_gz(f: IdxFile) -> Path:
+        urls, dest = _urls(mirrors, f.gz_name), folder / f.gz_name
+        return download(
+            urls, dest, md5=f.gz_md5, dataset=src.name, manual_path=None, timeout=float(opts["timeout"])
+        )
+
+    place(
+        idx_files(src.class_name, dict(src.downloads()), _overrides(opts)),
+        folder,
+        dataset=src.name,
+        class_name=src.class_name,
+        local_source=opts["local_source"],
+        manual=manual_dir(opts, src.name, raw_dir),
+        mirrors=mirrors,
+        download_gz=download_gz,
+    )
+
+
+def _fetch_cifar(src: _Source, opts: dict[str, Any], raw_dir: Path, mirrors: list[str]) -> None:
+    folder, md5s = src.folder(raw_dir), _md5s(src, opts)
+    if not _member_problems(src, folder, md5s):
+        return  # already extracted and verified
+    filename = src.downloads()[0][0]
+    manual_path: Path | None = manual_dir(opts, src.name, raw_dir) / filename
+    if opts["local_source"] is not None:
+        manual_path = _cifar_local_source(src, opts["local_source"], folder, md5s)
+        if manual_path is None:
+            return
+        mirrors = []  # a named local source replaces the mirrors
+    path = download(
+        _urls(mirrors, filename),
+        raw_dir / filename,
+        md5=md5s[filename],
+        dataset=src.name,
+        manual_path=manual_path,
+        timeout=float(opts["timeout"]),
+    )
+    safe_extract(path, raw_dir, opts["archive_limits"])
     problems = _member_problems(src, folder, md5s)
     if problems:
         raise RawDataError(
-            f"dataset {src.name!r}: {archive.name} verified but its contents do not: " + "; ".join(problems)
+            f"dataset {src.name!r}: {path.name} verified but its contents do not: " + "; ".join(problems)
         )
+
+
+def _cifar_local_source(src: _Source, local: Path, folder: Path, md5s: dict[str, str]) -> Path | None:
+    """Copy verified batch files from a local torchvision root or batch folder and return None, or
+    return the local archive to use instead of a download."""
+    base, first = src.folder(Path(".")), src.members()[0][0]
+    batches = next((d for d in (local / base, local) if (d / first).is_file()), None)
+    if batches is not None:
+        for filename, _ in src.members():
+            _, problem = copy_verified(batches / filename, folder / filename, expect_md5(md5s[filename]))
+            if problem is not None:
+                raise FetchError(
+                    f"dataset {src.name!r}: local_source file {batches / filename}: {problem}. Fix it by "
+                    f"replacing the file, by setting `checksums: {{{filename}: <its md5>}}` if you trust it, "
+                    "or by removing `local_source` to download the archive from the mirrors.",
+                    dataset=src.name,
+                    attempts=[(f"local source {batches / filename}", problem)],
+                    manual_path=None,
+                )
+        return None
+    archive = local / src.downloads()[0][0]
+    if not archive.is_file():
+        raise FetchError(
+            f"dataset {src.name!r}: local_source {local} holds neither {base}/ (a torchvision root), nor the "
+            f"batch files ({first} ...), nor {archive.name}; name the folder that holds one of them, or "
+            "remove `local_source` to download from the mirrors",
+            dataset=src.name,
+            attempts=[],
+            manual_path=None,
+        )
+    return archive
 
 
 def _member_problems(src: _Source, folder: Path, md5s: dict[str, str]) -> list[str]:
