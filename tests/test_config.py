@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from equitable_fl import config as eqcfg
-from equitable_fl.config import ConfigError
+from equitable_fl.config import ConfigError, Experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -40,7 +40,7 @@ def demo() -> dict[str, Any]:
 @pytest.mark.parametrize("name", CONFIGS)
 def test_shipped_configs_validate_and_check(name: str) -> None:
     cfg = validated(load(name))
-    eqcfg.check(cfg)
+    Experiment.load(cfg)
     assert cfg["results_dir"].startswith("results/")
 
 
@@ -57,12 +57,12 @@ def test_validate_fills_defaults() -> None:
     assert cfg["eligibility"] == {"check_budget": True}
     assert cfg["vanilla"] == {"participation": "all"}
     assert cfg["summary"] == {"target_tolerance": 0.01}
-    assert cfg["compute"] == {"train_threads": 1, "device": "auto"}
+    assert cfg["compute"] == {"train_threads": 1, "device": "auto", "engine": "inprocess"}
     assert cfg["results_dir"] == "results"
     assert cfg["clients"]["partition"] == {"method": "iid"}
     assert cfg["clients"]["tiers"] == {"count": 3, "method": "quantile"}
     assert cfg["clients"]["resources"]["distribution"] == "uniform"
-    eqcfg.check(cfg)  # a minimal config with defaults is a valid config
+    Experiment.load(cfg)  # a minimal config with defaults is a valid config
 
 
 def test_validate_keeps_given_values() -> None:
@@ -125,7 +125,7 @@ def test_check_lists_every_problem_at_once(demo: dict[str, Any]) -> None:
     cfg["pruning"]["rewind_round"] = cfg["phases"][0]["rounds"] + 1
     cfg["pruning"]["output_rate_factor"] = 2.0  # × top rate 0.6 = 1.2
     with pytest.raises(ConfigError) as info:
-        eqcfg.check(cfg)
+        Experiment.load(cfg)
     msg = str(info.value)
     problems = [line for line in msg.splitlines() if line.startswith("  - ")]
     assert len(problems) == 5, msg
@@ -148,7 +148,7 @@ def test_check_lists_every_problem_at_once(demo: dict[str, Any]) -> None:
 def test_check_single_problems(demo: dict[str, Any], edit, match: str) -> None:
     edit(demo)
     with pytest.raises(ConfigError, match=match):
-        eqcfg.check(demo)
+        Experiment.load(demo)
 
 
 def test_check_boundaries_that_are_allowed(demo: dict[str, Any]) -> None:
@@ -160,7 +160,7 @@ def test_check_boundaries_that_are_allowed(demo: dict[str, Any]) -> None:
         "low": 2.0,
         "high": 1.0,
     }  # unused by lognormal
-    eqcfg.check(demo)
+    Experiment.load(demo)
     assert issubclass(ConfigError, ValueError)
 
 
@@ -169,7 +169,7 @@ def test_check_boundaries_that_are_allowed(demo: dict[str, Any]) -> None:
 
 def test_phase_slice_offsets_tiers_and_rewind(demo: dict[str, Any]) -> None:
     demo["phases"] = [{"rounds": 4}, {"rounds": 6}, {"rounds": 7, "tiers": [3, 1]}]
-    s1, s2, s3 = (eqcfg.phase_slice(demo, k, 5) for k in (1, 2, 3))
+    s1, s2, s3 = (Experiment.load(demo).phase_slice(k, 5) for k in (1, 2, 3))
     assert [s["global_round_offset"] for s in (s1, s2, s3)] == [0, 4, 10]
     assert [s["rounds"] for s in (s1, s2, s3)] == [4, 6, 7]
     assert [s["phase"] for s in (s1, s2, s3)] == [1, 2, 3]
@@ -188,7 +188,7 @@ def test_phase_training_override_is_merged_over_training() -> None:
     raw["phases"][1]["training"] = {"lr": 0.01}
     raw["training"]["batch_size"] = 64
     cfg = copy.deepcopy(raw)  # unvalidated: the override holds exactly what the user wrote
-    t1, t2 = eqcfg.phase_slice(cfg, 1, 0)["training"], eqcfg.phase_slice(cfg, 2, 0)["training"]
+    t1, t2 = Experiment.load(cfg).phase_slice(1, 0)["training"], Experiment.load(cfg).phase_slice(2, 0)["training"]
     assert t1["lr"] == 0.05 and t2["lr"] == 0.01
     assert t2["batch_size"] == 64
     assert {k: v for k, v in t2.items() if k != "lr"} == {k: v for k, v in t1.items() if k != "lr"}
@@ -201,29 +201,29 @@ def test_phase_training_override_after_validation_keeps_user_training() -> None:
     raw["phases"][1]["training"] = {"lr": 0.01}
     raw["training"]["batch_size"] = 64
     cfg = validated(raw)
-    t2 = eqcfg.phase_slice(cfg, 2, 0)["training"]
+    t2 = Experiment.load(cfg).phase_slice(2, 0)["training"]
     assert t2["lr"] == 0.01
     assert t2["batch_size"] == 64
 
 
 def test_changing_phase3_rounds_changes_only_phase3_slice(demo: dict[str, Any]) -> None:
-    before = {k: eqcfg.phase_slice(demo, k, 0) for k in (1, 2, 3)}
+    before = {k: Experiment.load(demo).phase_slice(k, 0) for k in (1, 2, 3)}
     edited = copy.deepcopy(demo)
     edited["phases"][2]["rounds"] += 5
-    after = {k: eqcfg.phase_slice(edited, k, 0) for k in (1, 2, 3)}
+    after = {k: Experiment.load(edited).phase_slice(k, 0) for k in (1, 2, 3)}
     assert after[1] == before[1]
     assert after[2] == before[2]
     assert after[3] != before[3]
     assert after[3]["rounds"] == before[3]["rounds"] + 5
     # the vanilla baseline trains for the total, so it does change
-    assert eqcfg.vanilla_slice(edited, 0)["rounds"] == eqcfg.vanilla_slice(demo, 0)["rounds"] + 5
+    assert Experiment.load(edited).vanilla_slice(0)["rounds"] == Experiment.load(demo).vanilla_slice(0)["rounds"] + 5
 
 
 def test_changing_phase1_rounds_shifts_later_offsets(demo: dict[str, Any]) -> None:
     edited = copy.deepcopy(demo)
     edited["phases"][0]["rounds"] = 3
-    assert eqcfg.phase_slice(edited, 2, 0)["global_round_offset"] == 3
-    assert eqcfg.phase_slice(edited, 3, 0)["global_round_offset"] == 3 + demo["phases"][1]["rounds"]
+    assert Experiment.load(edited).phase_slice(2, 0)["global_round_offset"] == 3
+    assert Experiment.load(edited).phase_slice(3, 0)["global_round_offset"] == 3 + demo["phases"][1]["rounds"]
 
 
 def test_pruning_settings_do_not_touch_phase_slices(demo: dict[str, Any]) -> None:
@@ -231,12 +231,12 @@ def test_pruning_settings_do_not_touch_phase_slices(demo: dict[str, Any]) -> Non
     edited["pruning"]["scope"] = "global"
     edited["pruning"]["output_rate_factor"] = 0.25
     for k in (1, 2, 3):
-        assert eqcfg.phase_slice(edited, k, 0) == eqcfg.phase_slice(demo, k, 0)
-    assert eqcfg.prune_slice(edited, 0.5) != eqcfg.prune_slice(demo, 0.5)
+        assert Experiment.load(edited).phase_slice(k, 0) == Experiment.load(demo).phase_slice(k, 0)
+    assert Experiment.load(edited).prune_slice(0.5) != Experiment.load(demo).prune_slice(0.5)
 
 
 def test_vanilla_slice(demo: dict[str, Any]) -> None:
-    s = eqcfg.vanilla_slice(demo, 3)
+    s = Experiment.load(demo).vanilla_slice(3)
     assert s == {
         "rounds": sum(p["rounds"] for p in demo["phases"]),
         "seed": 3,
@@ -247,13 +247,13 @@ def test_vanilla_slice(demo: dict[str, Any]) -> None:
 
 
 def test_prune_slice(demo: dict[str, Any]) -> None:
-    assert eqcfg.prune_slice(demo, 0.5) == {"rate": 0.5, "scope": "layerwise", "output_rate_factor": 0.5}
-    assert isinstance(eqcfg.prune_slice(demo, "0.3")["rate"], float)
+    assert Experiment.load(demo).prune_slice(0.5) == {"rate": 0.5, "scope": "layerwise", "output_rate_factor": 0.5}
+    assert isinstance(Experiment.load(demo).prune_slice("0.3")["rate"], float)
 
 
 def test_clients_slice_is_a_copy(demo: dict[str, Any]) -> None:
-    s = eqcfg.clients_slice(demo)
-    assert s == demo["clients"]
+    s = Experiment.load(demo).clients_slice()
+    assert s == {k: demo["clients"][k] for k in ("count", "resources", "tiers")}
     s["resources"]["low"] = 99
     assert demo["clients"]["resources"]["low"] == 0.25
 

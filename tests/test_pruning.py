@@ -277,17 +277,28 @@ def test_prune_and_rewind_stage(tmp_path, scope: str) -> None:
     old_mask.save(paths["mask_in"])
     checkpoint.save_state(paths["rewind"], theta0)
     report_path = tmp_path / "report.json"
+    card_in, card_out, params_out = tmp_path / "card.json", tmp_path / "ticket.json", tmp_path / "params.json"
+    card_in.write_text(json.dumps(spec.as_dict()))
     rate, factor = 0.4, 0.5
+    params = {"rate": rate, "output_rate_factor": factor, "scope": scope}
 
     prune_and_rewind(
         trained_weights=str(paths["trained"]),
         trained_mask=str(paths["mask_in"]),
+        trained_card=str(card_in),
         rewind_weights=str(paths["rewind"]),
-        params={"rate": rate, "output_rate_factor": factor, "scope": scope},
+        params=params,
         out_mask=str(paths["mask_out"]),
         out_ticket=str(paths["ticket"]),
+        out_card=str(card_out),
         out_report=str(report_path),
+        out_params=str(params_out),
     )
+    # the ticket's model card names the model the next phase builds; params.json what this step ran with
+    card = json.loads(card_out.read_text())
+    assert ModelSpec.from_dict(card) == spec
+    assert card["prunable"] == sorted(names) and card["params"] == sum(t.numel() for t in theta0.values())
+    assert json.loads(params_out.read_text()) == params
 
     new_mask = Mask.load(paths["mask_out"])
     ticket = checkpoint.load_state(paths["ticket"], theta0)

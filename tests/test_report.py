@@ -22,7 +22,7 @@ from equitable_fl.stages import report as report_stage
 FIXTURE = Path(__file__).parent / "fixtures" / "summary_mnist-sample_rate0.5_seed0.json"
 BASE: dict[str, Any] = json.loads(FIXTURE.read_text(encoding="utf-8"))
 # The tests below cover a cell whose Equitable-FL run never reached the target accuracy.
-BASE["rounds_to_target"].update(equitable_round=None, speedup=None)
+BASE["rounds_to_target"].update(rounds_to_target=None, rounds_speedup=None)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -65,18 +65,18 @@ def make_summary(
         flop_speedup_model=last["flop_speedup"],
     )
     if acc is not None:
-        final["accuracy"] = last["final_accuracy"] = s["curve"][-1]["accuracy"] = acc
+        final["final_accuracy"] = last["final_accuracy"] = s["curve"][-1]["accuracy"] = acc
     if vanilla_acc is not None:
         final["vanilla_accuracy"] = s["vanilla"]["final_accuracy"] = vanilla_acc
         s["vanilla"]["curve"][-1]["accuracy"] = vanilla_acc
-    final["accuracy_gap_pp"] = 100.0 * (final["accuracy"] - final["vanilla_accuracy"])
+    final["accuracy_gap_pp"] = 100.0 * (final["final_accuracy"] - final["vanilla_accuracy"])
     if eq_bytes is not None:
         final["bytes_communicated"] = eq_bytes
     if vanilla_bytes is not None:
         final["vanilla_bytes_communicated"] = s["vanilla"]["bytes_communicated"] = vanilla_bytes
     if rounds_speedup != "keep":
-        s["rounds_to_target"]["speedup"] = rounds_speedup
-        s["rounds_to_target"]["equitable_round"] = 10 if rounds_speedup is not None else None
+        s["rounds_to_target"]["rounds_speedup"] = rounds_speedup
+        s["rounds_to_target"]["rounds_to_target"] = 10 if rounds_speedup is not None else None
     return s
 
 
@@ -116,8 +116,8 @@ def test_cell_table_rows_sorted_and_values() -> None:
     assert row["sparsity_pct"] == pytest.approx(100.0 * (1 - 0.5**2))
     assert row["clients_final_phase"] == BASE["phases"][-1]["clients_took_part"]
     assert row["flop_speedup_training"] == pytest.approx(BASE["final"]["flop_speedup_training"])
-    assert row["wallclock_speedup"] == pytest.approx(BASE["measured"]["wallclock_speedup_final_phase"])
-    assert row["vanilla_rounds_to_target"] == BASE["rounds_to_target"]["vanilla_round"]
+    assert row["wallclock_speedup"] == pytest.approx(BASE["measured"]["wallclock_speedup"])
+    assert row["vanilla_rounds_to_target"] == BASE["rounds_to_target"]["vanilla_rounds_to_target"]
     assert pd.isna(row["rounds_to_target"])  # null in the fixture: target never reached
     assert math.isnan(row["rounds_speedup"])
 
@@ -213,8 +213,8 @@ def test_cell_with_missing_optional_values() -> None:
     s = make_summary(rounds_speedup=None)
     s["final"]["flop_speedup_training"] = None
     s["final"]["vanilla_bytes_communicated"] = 0
-    s["measured"]["wallclock_speedup_final_phase"] = None
-    del s["rounds_to_target"]["vanilla_round"]
+    s["measured"]["wallclock_speedup"] = None
+    del s["rounds_to_target"]["vanilla_rounds_to_target"]
     s["final"]["vanilla_accuracy"] = None
     df = tables.cell_table([s])
     row = df.iloc[0]
@@ -274,7 +274,7 @@ def test_write_all_two_datasets_two_rates_two_seeds(tmp_path: Path) -> None:
 def test_each_figure_single_cell_with_nulls(tmp_path: Path, stem: str) -> None:
     s = make_summary(rounds_speedup=None)
     s["final"]["flop_speedup_training"] = None
-    s["measured"]["wallclock_speedup_final_phase"] = None
+    s["measured"]["wallclock_speedup"] = None
     s["phases"][0]["eligible_by_tier"] = None
     s["final"]["sparsity"] = None
     s["phases"][1]["encoded_bytes"] = None

@@ -70,6 +70,7 @@ def write_cell(
     for k, ph in enumerate(phases, start=1):
         hist = history(ph.accs, offset, ph.samples)
         metrics = {
+            "label": f"phase {k}",
             "phase": k,
             "rounds": len(ph.accs),
             "global_round_offset": offset,
@@ -89,7 +90,7 @@ def write_cell(
             "size_reduction_pct": 100.0 * (1 - ph.encoded_bytes / dense_bytes),
             "train_flops_per_sample": ph.flops,
             "dense_train_flops_per_sample": vanilla_flops,
-            "flop_speedup": vanilla_flops / ph.flops,
+            "flop_speedup_model": vanilla_flops / ph.flops,
             "bytes_communicated": ph.bytes_communicated,
             "history": hist,
         }
@@ -111,8 +112,10 @@ def write_cell(
         }
         timing = {
             "threads": 1,
+            "train_seconds_per_round": [],
+            "samples_per_round": [],
             "seconds_per_sample": ph.seconds_per_sample,
-            "train_seconds_total": ph.train_seconds,
+            "train_seconds": ph.train_seconds,
         }
         for kind, obj in (("metrics", metrics), ("timing", timing), ("participation", participation)):
             path = tmp_path / f"phase{k}" / f"{kind}.json"
@@ -120,6 +123,21 @@ def write_cell(
             paths[kind].append(str(path))
         offset += len(ph.accs)
     van = {
+        "label": "vanilla",
+        "global_round_offset": 0,
+        "admitted_tiers": None,
+        "eligible_clients": 6,
+        "final_loss": 1.0 - vanilla_accs[-1],
+        "sparsity": 0.0,
+        "params_total": 1000,
+        "params_kept": 1000,
+        "prunable_total": 900,
+        "prunable_kept": 900,
+        "dense_bytes": dense_bytes,
+        "encoded_bytes": dense_bytes,
+        "size_reduction_pct": 0.0,
+        "dense_train_flops_per_sample": vanilla_flops,
+        "flop_speedup_model": 1.0,
         "participation": "all",
         "rounds": len(vanilla_accs),
         "final_accuracy": vanilla_accs[-1],
@@ -129,7 +147,13 @@ def write_cell(
         "train_flops_per_sample": vanilla_flops,
         "history": history(vanilla_accs, 0, vanilla_samples),
     }
-    van_timing = {"threads": 2, "seconds_per_sample": vanilla_seconds_per_sample, "train_seconds_total": 7.5}
+    van_timing = {
+        "threads": 2,
+        "train_seconds_per_round": [],
+        "samples_per_round": [],
+        "seconds_per_sample": vanilla_seconds_per_sample,
+        "train_seconds": 7.5,
+    }
     io.write_json(tmp_path / "vanilla" / "metrics.json", van)
     io.write_json(tmp_path / "vanilla" / "timing.json", van_timing)
     io.write_json(
@@ -169,7 +193,7 @@ def test_identity_and_layout(tmp_path: Path) -> None:
 
 def test_accuracy_gap_in_percentage_points(tmp_path: Path) -> None:
     s = write_cell(tmp_path, THREE, VANILLA)
-    assert s["final"]["accuracy"] == 0.91
+    assert s["final"]["final_accuracy"] == 0.91
     assert s["final"]["vanilla_accuracy"] == 0.95
     assert s["final"]["accuracy_gap_pp"] == pytest.approx(-4.0)
     ahead = write_cell(tmp_path / "b", [Phase([0.9]), Phase([0.97])], [0.9, 0.955])
@@ -209,10 +233,10 @@ def test_rounds_to_target_and_speedup(tmp_path: Path) -> None:
     s = write_cell(tmp_path, phases, [0.5, 0.7, 0.8, 0.9, 0.941, 0.95], tolerance=0.01)
     rt = s["rounds_to_target"]
     assert rt["target_accuracy"] == pytest.approx(0.94)
-    assert rt["tolerance"] == 0.01
-    assert rt["vanilla_round"] == 5
-    assert rt["equitable_round"] == 4  # phase 2, round 2 → global round 2 + 2
-    assert rt["speedup"] == pytest.approx(5 / 4)
+    assert rt["target_tolerance"] == 0.01
+    assert rt["vanilla_rounds_to_target"] == 5
+    assert rt["rounds_to_target"] == 4  # phase 2, round 2 → global round 2 + 2
+    assert rt["rounds_speedup"] == pytest.approx(5 / 4)
 
 
 def test_rounds_to_target_counts_exactly_reaching(tmp_path: Path) -> None:
@@ -220,17 +244,17 @@ def test_rounds_to_target_counts_exactly_reaching(tmp_path: Path) -> None:
     phases = [Phase([0.5, 0.75]), Phase([0.5, 0.5, 0.75])]
     s = write_cell(tmp_path, phases, [0.25, 0.5, 0.75], tolerance=0.0)
     rt = s["rounds_to_target"]
-    assert rt["vanilla_round"] == 3
-    assert rt["equitable_round"] == 2
-    assert rt["speedup"] == pytest.approx(1.5)
+    assert rt["vanilla_rounds_to_target"] == 3
+    assert rt["rounds_to_target"] == 2
+    assert rt["rounds_speedup"] == pytest.approx(1.5)
 
 
 def test_rounds_to_target_never_reached_is_null(tmp_path: Path) -> None:
     s = write_cell(tmp_path, THREE, VANILLA, tolerance=0.01)  # Equitable-FL peaks at 0.91 < 0.94
     rt = s["rounds_to_target"]
-    assert rt["equitable_round"] is None
-    assert rt["speedup"] is None
-    assert rt["vanilla_round"] == 6
+    assert rt["rounds_to_target"] is None
+    assert rt["rounds_speedup"] is None
+    assert rt["vanilla_rounds_to_target"] == 6
 
 
 def test_curves_use_global_rounds(tmp_path: Path) -> None:
@@ -301,10 +325,10 @@ def test_measured_wallclock(tmp_path: Path) -> None:
     ]
     s = write_cell(tmp_path, phases, [0.5, 0.6, 0.7], vanilla_seconds_per_sample=0.002)
     m = s["measured"]
-    assert m["wallclock_speedup_final_phase"] == pytest.approx(0.002 / 0.0016)
+    assert m["wallclock_speedup"] == pytest.approx(0.002 / 0.0016)
     assert m["phase_seconds_per_sample"] == [0.003, 0.0025, 0.0016]
     assert m["vanilla_seconds_per_sample"] == 0.002
-    assert m["equitable_train_seconds"] == pytest.approx(4.75)
+    assert m["train_seconds"] == pytest.approx(4.75)
     assert m["vanilla_train_seconds"] == 7.5
     assert m["threads"] == 2
 

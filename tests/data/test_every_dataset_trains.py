@@ -23,7 +23,7 @@ from test_image_folder import _sha, _zip
 from test_torchvision_sets import _cifar_archive, _cifar_files, _idx_dataset, _md5
 
 from equitable_fl import checkpoint
-from equitable_fl import config as eqcfg
+from equitable_fl.config import Experiment
 from equitable_fl import io as eqio
 from equitable_fl.data import image_folder, registry
 from equitable_fl.data.prepared import load_prepared
@@ -154,7 +154,7 @@ def test_dataset_trains_one_round_from_a_real_format_fixture(name, http_server, 
         "grid": {**CONFIG["grid"], "datasets": [name]},
         "datasets": {name: {"options": options, "model": {"arch": spec.model, **TINY_MODEL}}},
     }
-    eqcfg.check(config)
+    Experiment.load(config)
     results = tmp_path / "results"
     cell = results / name / f"seed{SEED}"
 
@@ -209,24 +209,27 @@ def test_dataset_trains_one_round_from_a_real_format_fixture(name, http_server, 
 
     # phase1
     out = cell / "phase1"
-    params = eqcfg.phase_slice(config, 1, SEED)
+    params = Experiment.load(config).phase_slice(1, SEED)
     assert params["rounds"] == 1
     train.phase(
         npz=str(npz),
         meta=str(meta),
         partition_json=str(cell / "partition.json"),
         clients_json=str(clients_json),
-        model_card=str(init / "model.json"),
+        card=str(init / "model.json"),
         start_weights=str(init / "weights.safetensors"),
         start_mask=str(init / "mask.safetensors"),
         params=params,
         threads=1,
-        out_weights=str(out / "weights.safetensors"),
-        out_mask=str(out / "mask.safetensors"),
-        out_metrics=str(out / "metrics.json"),
-        out_participation=str(out / "participation.json"),
-        out_timing=str(out / "timing.json"),
-        out_rewind=str(out / "rewind.safetensors"),
+        out=train.TrainingOutputs(
+            weights=str(out / "weights.safetensors"),
+            mask=str(out / "mask.safetensors"),
+            metrics=str(out / "metrics.json"),
+            participation=str(out / "participation.json"),
+            timing=str(out / "timing.json"),
+            params=str(out / "params.json"),
+            rewind=str(out / "rewind.safetensors"),
+        ),
     )
 
     metrics = eqio.read_json(out / "metrics.json")
