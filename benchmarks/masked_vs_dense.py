@@ -16,9 +16,10 @@ import time
 import numpy as np
 import torch
 
+from equitable_fl.config import TrainSettings
 from equitable_fl.data.mnist_sample import prepare
 from equitable_fl.data.tensors import TensorData
-from equitable_fl.fedavg import MaskedParams, TrainSettings, local_train
+from equitable_fl.federation.client import MaskedParams, local_train
 from equitable_fl.mask import Mask
 from equitable_fl.modelspec import ModelSpec, measure_cost
 from equitable_fl.pruning import PruneSettings, prune
@@ -42,7 +43,7 @@ def main() -> None:
 
     data = TensorData.from_prepared(prepare({}))
     indices = torch.arange(args.samples)
-    settings = TrainSettings(local_epochs=1, batch_size=32)
+    settings = TrainSettings.from_config({"local_epochs": 1, "batch_size": 32})
     print(f"threads={args.threads} samples/run={args.samples} repeats={args.repeats}")
     print(f"{'model':<32} {'params':>9} {'dense ms/sample':>16} {'masked ms/sample':>17} "
           f"{'measured speed-up':>18} {'FLOP speed-up':>14}")  # fmt: skip
@@ -69,8 +70,8 @@ def main() -> None:
                 seconds_per_sample(model, sparse_state, MaskedParams(model, sparse), data, indices, settings)
             )
         d, m = statistics.median(runs["dense"]), statistics.median(runs["masked"])
-        print(f"{label:<32} {size['params_total']:>9} {1e3 * d:>16.3f} {1e3 * m:>17.3f} "
-              f"{d / m:>17.2f}x {size['flop_speedup']:>13.2f}x")  # fmt: skip
+        print(f"{label:<32} {size.params_total:>9} {1e3 * d:>16.3f} {1e3 * m:>17.3f} "
+              f"{d / m:>17.2f}x {size.flop_speedup_model:>13.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -188,7 +188,10 @@ def test_phase_training_override_is_merged_over_training() -> None:
     raw["phases"][1]["training"] = {"lr": 0.01}
     raw["training"]["batch_size"] = 64
     cfg = copy.deepcopy(raw)  # unvalidated: the override holds exactly what the user wrote
-    t1, t2 = Experiment.load(cfg).phase_slice(1, 0)["training"], Experiment.load(cfg).phase_slice(2, 0)["training"]
+    t1, t2 = (
+        Experiment.load(cfg).phase_slice(1, 0)["training"],
+        Experiment.load(cfg).phase_slice(2, 0)["training"],
+    )
     assert t1["lr"] == 0.05 and t2["lr"] == 0.01
     assert t2["batch_size"] == 64
     assert {k: v for k, v in t2.items() if k != "lr"} == {k: v for k, v in t1.items() if k != "lr"}
@@ -216,7 +219,10 @@ def test_changing_phase3_rounds_changes_only_phase3_slice(demo: dict[str, Any]) 
     assert after[3] != before[3]
     assert after[3]["rounds"] == before[3]["rounds"] + 5
     # the vanilla baseline trains for the total, so it does change
-    assert Experiment.load(edited).vanilla_slice(0)["rounds"] == Experiment.load(demo).vanilla_slice(0)["rounds"] + 5
+    assert (
+        Experiment.load(edited).vanilla_slice(0)["rounds"]
+        == Experiment.load(demo).vanilla_slice(0)["rounds"] + 5
+    )
 
 
 def test_changing_phase1_rounds_shifts_later_offsets(demo: dict[str, Any]) -> None:
@@ -247,7 +253,11 @@ def test_vanilla_slice(demo: dict[str, Any]) -> None:
 
 
 def test_prune_slice(demo: dict[str, Any]) -> None:
-    assert Experiment.load(demo).prune_slice(0.5) == {"rate": 0.5, "scope": "layerwise", "output_rate_factor": 0.5}
+    assert Experiment.load(demo).prune_slice(0.5) == {
+        "rate": 0.5,
+        "scope": "layerwise",
+        "output_rate_factor": 0.5,
+    }
     assert isinstance(Experiment.load(demo).prune_slice("0.3")["rate"], float)
 
 

@@ -39,14 +39,21 @@ def test_layerwise_hand_made_removes_smallest_survivors() -> None:
     w = torch.tensor([0.9, -0.1, 0.5, -0.7, 0.3, 0.05, -0.8, 0.2])
     old = bools([1, 1, 1, 1, 1, 0, 1, 1])  # 0.05 already pruned: must not count as a removal
     # 7 survivors × 0.3 = 2.1 → remove 2: |-0.1| (idx 1) and |0.2| (idx 7)
-    new = prune("layerwise", {"hidden.weight": w}, Mask({"hidden.weight": old}), PruneSettings(rate=0.3, output_rate_factor=0.5))
+    new = prune(
+        "layerwise",
+        {"hidden.weight": w},
+        Mask({"hidden.weight": old}),
+        PruneSettings(rate=0.3, output_rate_factor=0.5),
+    )
     assert new["hidden.weight"].tolist() == [True, False, True, True, True, False, True, False]
 
 
 def test_layerwise_previously_pruned_stay_pruned_even_if_large() -> None:
     w = torch.tensor([[5.0, 0.1, 0.2], [0.3, 9.0, 0.4]])
     old = bools([[0, 1, 1], [1, 0, 1]])  # the largest weights were pruned earlier
-    new = prune("layerwise", {"x.weight": w}, Mask({"x.weight": old}), PruneSettings(rate=0.5, output_rate_factor=0.5))
+    new = prune(
+        "layerwise", {"x.weight": w}, Mask({"x.weight": old}), PruneSettings(rate=0.5, output_rate_factor=0.5)
+    )
     # 4 survivors × 0.5 → drop 0.1 and 0.2
     assert new["x.weight"].tolist() == [[False, False, False], [True, False, True]]
 
@@ -192,7 +199,12 @@ def test_rate_zero_keeps_mask() -> None:
 def test_unknown_strategy_raises() -> None:
     weights = random_layers(0, {"a.weight": (4,)})
     with pytest.raises(ValueError, match=r"unknown pruning strategy 'magic'.*global.*layerwise"):
-        prune("magic", weights, Mask.ones_like(weights, ["a.weight"]), PruneSettings(rate=0.5, output_rate_factor=0.5))
+        prune(
+            "magic",
+            weights,
+            Mask.ones_like(weights, ["a.weight"]),
+            PruneSettings(rate=0.5, output_rate_factor=0.5),
+        )
 
 
 def test_registry_has_both_strategies() -> None:
@@ -203,7 +215,12 @@ def test_registry_has_both_strategies() -> None:
 def test_prune_checks_mask_fits_weights() -> None:
     weights = {"a.weight": torch.randn(4, 3)}
     with pytest.raises(MaskError, match=r"'a.weight'"):
-        prune("layerwise", weights, Mask({"a.weight": torch.ones(3, 4)}), PruneSettings(rate=0.5, output_rate_factor=0.5))
+        prune(
+            "layerwise",
+            weights,
+            Mask({"a.weight": torch.ones(3, 4)}),
+            PruneSettings(rate=0.5, output_rate_factor=0.5),
+        )
 
 
 @pytest.mark.parametrize("rate", [1.0, 1.5, -0.1])

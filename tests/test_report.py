@@ -184,7 +184,9 @@ def test_markdown_tables(tmp_path: Path) -> None:
 
     back = pd.read_csv(tmp_path / "cells.csv")
     assert len(back) == len(cells)
-    np.testing.assert_allclose(back["accuracy_gap_pp"], cells["accuracy_gap_pp"], rtol=0, atol=0)  # full precision
+    np.testing.assert_allclose(
+        back["accuracy_gap_pp"], cells["accuracy_gap_pp"], rtol=0, atol=0
+    )  # full precision
 
     grouped = tables.grouped_table(summaries)
     tables.write_table(grouped, tmp_path / "g.csv", tmp_path / "g.md", "By rate")
@@ -226,7 +228,9 @@ def test_cell_with_missing_optional_values() -> None:
         "vanilla_accuracy_pct",
     ):
         assert math.isnan(row[col]), col
-    assert row["accuracy_gap_pp"] == pytest.approx(s["final"]["accuracy_gap_pp"])  # falls back to the stored gap
+    assert row["accuracy_gap_pp"] == pytest.approx(
+        s["final"]["accuracy_gap_pp"]
+    )  # falls back to the stored gap
     md = tables.to_markdown(df, "t")
     assert md.count("n/a") >= 6
     assert len(tables.grouped_table([s])) == 1

@@ -23,8 +23,8 @@ from test_image_folder import _sha, _zip
 from test_torchvision_sets import _cifar_archive, _cifar_files, _idx_dataset, _md5
 
 from equitable_fl import checkpoint
-from equitable_fl.config import Experiment
 from equitable_fl import io as eqio
+from equitable_fl.config import Experiment
 from equitable_fl.data import image_folder, registry
 from equitable_fl.data.prepared import load_prepared
 from equitable_fl.stages import clients, data, train

@@ -215,7 +215,12 @@ def test_comparison_tables_and_figure_come_from_the_store(finished: Path) -> Non
         assert row["sparsity_pct_mean"] == pytest.approx(100.0 * cells["metrics.sparsity"].mean())
     # the same numbers as the table built from the summaries, by another route
     by_rate = pd.read_csv(tables / "by_rate.csv")
-    for col in ("final_accuracy_pct_mean", "vanilla_accuracy_pct_mean", "accuracy_gap_pp_std", "size_reduction_pct_mean"):
+    for col in (
+        "final_accuracy_pct_mean",
+        "vanilla_accuracy_pct_mean",
+        "accuracy_gap_pp_std",
+        "size_reduction_pct_mean",
+    ):
         assert list(comparison[col]) == pytest.approx(list(by_rate[col]))
     md = (tables / "comparison.md").read_text(encoding="utf-8")
     assert md.count("| mnist-sample |") == 2 and " ± " in md
