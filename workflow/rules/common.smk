@@ -83,6 +83,19 @@ def pruned_phase_inputs(wildcards):
     }
 
 
+def summary_inputs(wildcards):
+    cell = cell_of(wildcards)
+    van = LAYOUT.vanilla_dir(cell)
+    return {
+        "metrics": LAYOUT.phase_files(cell, L.METRICS),
+        "timings": LAYOUT.phase_files(cell, L.TIMING),
+        "participation": LAYOUT.phase_files(cell, L.PARTICIPATION),
+        "vanilla_metrics": f"{van}/{L.METRICS}",
+        "vanilla_timing": f"{van}/{L.TIMING}",
+        "clients": LAYOUT.clients(cell),
+    }
+
+
 def cells():
     """Every Equitable-FL cell of the grid."""
     return [

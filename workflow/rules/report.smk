@@ -1,5 +1,6 @@
 # Figures of each cell, and the tables and figures over every cell of the grid.
 
+
 rule cell_figures:
     input:
         LAYOUT.summary(P),

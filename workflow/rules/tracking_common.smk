@@ -39,9 +39,7 @@ def tracking_cells():
                     cell = shared.with_rate(rate)
                     phases = []
                     for k in range(1, NUM_PHASES + 1):
-                        files = _train_files(
-                            LAYOUT.phase_dir(cell, k), L.TRAIN_FILES
-                        )
+                        files = _train_files(LAYOUT.phase_dir(cell, k), L.TRAIN_FILES)
                         if k == 1:
                             files["rewind"] = f"{LAYOUT.phase_dir(cell, 1)}/{L.REWIND}"
                         else:

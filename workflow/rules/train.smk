@@ -105,19 +105,6 @@ rule vanilla:
         "../scripts/train_vanilla.py"
 
 
-def summary_inputs(wildcards):
-    cell = cell_of(wildcards)
-    van = LAYOUT.vanilla_dir(cell)
-    return {
-        "metrics": LAYOUT.phase_files(cell, L.METRICS),
-        "timings": LAYOUT.phase_files(cell, L.TIMING),
-        "participation": LAYOUT.phase_files(cell, L.PARTICIPATION),
-        "vanilla_metrics": f"{van}/{L.METRICS}",
-        "vanilla_timing": f"{van}/{L.TIMING}",
-        "clients": LAYOUT.clients(cell),
-    }
-
-
 rule summarise_cell:
     input:
         unpack(summary_inputs),
