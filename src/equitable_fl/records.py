@@ -63,7 +63,7 @@ class RoundRecord:
     samples: int
     accuracy: float
     loss: float
-    train_loss: float
+    train_loss: float | None  # None: nobody trained this round (no eligible client was available)
     bytes_down: int
     bytes_up: int
     train_seconds: float = 0.0
@@ -144,6 +144,7 @@ class PhaseRecord:
         participation: str | None = None,
     ) -> PhaseRecord:
         last = history[-1]
+        traffic = sum((r.communication for r in history), Communication())
         return cls(
             label=label,
             rounds=len(history),
@@ -155,7 +156,7 @@ class PhaseRecord:
             final_accuracy=last.accuracy,
             final_loss=last.loss,
             best_accuracy=max(r.accuracy for r in history),
-            bytes_communicated=sum(r.bytes_down + r.bytes_up for r in history),
+            bytes_communicated=traffic.bytes_communicated,
             history=history,
             phase=phase,
             participation=participation,

@@ -93,7 +93,7 @@ def test_engine_is_the_strategy_protocol_and_nothing_else() -> None:
     for rnd in (1, 2):
         tasks = s.configure_round(rnd, s.available(rnd))
         updates = [train_client(model, state, masked, data, clients[t.client], t) for t in tasks]
-        state = s.aggregate(updates)
+        state = s.aggregate(updates, state)
         acc, loss = evaluate(model, state, data, TRAIN.eval_batch_size)
         record = s.account(rnd, tasks, updates, acc, loss)
         assert record.metrics() == result.history[rnd - 1].metrics()

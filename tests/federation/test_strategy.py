@@ -309,7 +309,7 @@ def test_aggregate_is_sample_weighted_mean_with_pruned_weights_exactly_zero() ->
     before = [{k: v.clone() for k, v in u.state.items()} for u in updates]
     s = strategy(plan(), fleet([1, 1, 1]), samples=[15, 20, 25], mask=mask)
     for _ in range(2):  # a second aggregation (cached pruned positions) behaves the same
-        out = s.aggregate(updates)
+        out = s.aggregate(updates, {})
         assert set(out) == set(shapes)
         for name in shapes:
             by_hand = sum(w * u.state[name].double() for w, u in zip(n, updates, strict=True)) / sum(n)
@@ -330,7 +330,7 @@ def test_aggregate_weights_by_num_examples_not_by_client_count() -> None:
         ClientUpdate(0, {"w": torch.tensor([0.0, 10.0])}, num_examples=1.0, train_loss=0.0),
         ClientUpdate(1, {"w": torch.tensor([10.0, 0.0])}, num_examples=9.0, train_loss=0.0),
     ]
-    out = strategy(plan(), fleet([1, 1])).aggregate(updates)
+    out = strategy(plan(), fleet([1, 1])).aggregate(updates, {})
     assert out["w"].tolist() == [9.0, 1.0]
 
 
@@ -397,3 +397,14 @@ def test_took_part_counts_by_tier() -> None:
     assert out["admitted_tiers"] == [1, 2]
     assert len(out["clients"]) == 7
     assert s.took_part([])["took_part_by_tier"] == {"1": 0, "2": 0, "3": 0}
+
+
+def test_round_with_nobody_available_keeps_the_state_and_records_no_training() -> None:
+    s = strategy(plan(), fleet([1, 1, 2]))
+    current = {"w": torch.ones(2)}
+    tasks = s.configure_round(1, available=[])
+    assert tasks == []
+    assert s.aggregate([], current) is current
+    record = s.account(1, tasks, [], accuracy=0.5, loss=1.0)
+    assert record.clients == [] and record.samples == 0 and record.train_loss is None
+    assert record.bytes_down == 0 and record.bytes_up == 0

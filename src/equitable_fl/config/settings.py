@@ -15,7 +15,7 @@ from equitable_fl.config.validate import schema, validated
 
 
 def _section(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    return validated(values, schema()["properties"][name])
+    return validated(values, schema()["properties"][name], where=name)
 
 
 @dataclass(frozen=True)

@@ -48,15 +48,18 @@ def _where(path: Any) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
-def validated(raw: Mapping[str, Any], sub_schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A deep copy of ``raw`` checked against the schema (or one of its sub-schemas), defaults filled.
+def validated(
+    raw: Mapping[str, Any], sub_schema: Mapping[str, Any] | None = None, where: str = ""
+) -> dict[str, Any]:
+    """A deep copy of ``raw`` checked against the schema (or its sub-schema at ``where``), defaults filled.
 
     Raises :class:`SchemaError` listing every violation with its key path.
     """
     cfg = copy.deepcopy(dict(raw))
     errors = sorted(_Filling(sub_schema or schema()).iter_errors(cfg), key=lambda e: list(e.path))
     if errors:
-        lines = [f"{_where(e.path)}: {e.message}" for e in errors]
+        prefix = [where] if where else []
+        lines = [f"{_where([*prefix, *e.path])}: {e.message}" for e in errors]
         raise SchemaError("config does not match the schema:\n  - " + "\n  - ".join(lines))
     return cfg
 

@@ -17,7 +17,7 @@ strategy ``configure_train``        ``strategy.configure_round(r, available=conn
                                     ``ConfigRecord``; weights as the sparse codec's payload)
 ``ClientApp`` ``@app.train``        decode weights, ``train_client(model, state, masked, data, idx, task)``,
                                     reply with the update and ``num-examples``
-strategy ``aggregate_train``        ``strategy.aggregate(updates)`` then ``strategy.account(...)``
+strategy ``aggregate_train``        ``strategy.aggregate(updates, current)`` then ``strategy.account(...)``
 ``evaluate_fn`` (server side)       ``client.evaluate(model, state, data, batch)``
 node config (SuperNode)             the node's ``ClientProfile`` (compute, storage, bandwidth, tier)
 ==================================  ==============================================================

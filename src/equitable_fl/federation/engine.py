@@ -7,7 +7,7 @@ strategy's protocol, the same one a Flower deployment runs:
     for each round r:
         tasks   = strategy.configure_round(r, strategy.available(r))      # ServerApp: configure_train
         updates = [train_client(model, state, …, task) for task in tasks]  # ClientApp: @app.train
-        state   = strategy.aggregate(updates)                              # ServerApp: aggregate_train
+        state   = strategy.aggregate(updates, state)                       # ServerApp: aggregate_train
         acc     = evaluate(model, state, …)                                # ServerApp: evaluate_fn
         record  = strategy.account(r, tasks, updates, acc, …)
 """
@@ -78,7 +78,7 @@ class InProcessEngine:
             updates = [train_client(model, state, masked, data, client_indices[t.client], t) for t in tasks]
             synchronize(device)
             train_seconds = time.perf_counter() - t0
-            state = strategy.aggregate(updates)
+            state = strategy.aggregate(updates, state)
             accuracy, loss = evaluate(model, state, data, plan.settings.eval_batch_size)
             record = strategy.account(rnd, tasks, updates, accuracy, loss, train_seconds)
             history.append(record)

@@ -133,7 +133,11 @@ class EquitableStrategy:
 
     def cohort(self, rnd: int, available: Collection[int] | None = None) -> list[int]:
         """Seeded sample of the eligible clients that are available (``None``: all are)."""
-        candidates = self.eligible if available is None else [c for c in self.eligible if c in set(available)]
+        if available is None:
+            candidates = self.eligible
+        else:
+            online = set(available)
+            candidates = [c for c in self.eligible if c in online]
         return sample_clients(candidates, self.plan.settings, self.plan.seed, self.plan.stream, rnd)
 
     def configure_round(self, rnd: int, available: Collection[int] | None = None) -> list[ClientTask]:
@@ -145,8 +149,13 @@ class EquitableStrategy:
         ]
 
     # -- aggregate_train ------------------------------------------------------------------------------
-    def aggregate(self, updates: Sequence[ClientUpdate]) -> State:
-        """Sample-weighted FedAvg of the updates, pruned weights set back to exactly zero."""
+    def aggregate(self, updates: Sequence[ClientUpdate], current: State) -> State:
+        """Sample-weighted FedAvg of the updates, pruned weights set back to exactly zero.
+
+        A round in which no client trained (nobody eligible was available) keeps ``current``.
+        """
+        if not updates:
+            return current
         state = fedavg([u.state for u in updates], [u.num_examples for u in updates])
         for name, m in self.mask.items():
             if name not in self._pruned:
@@ -172,7 +181,9 @@ class EquitableStrategy:
             samples=int(sum(weights)) * self.plan.settings.local_epochs,
             accuracy=accuracy,
             loss=loss,
-            train_loss=float(np.average([u.train_loss for u in updates], weights=weights)),
+            train_loss=(
+                float(np.average([u.train_loss for u in updates], weights=weights)) if updates else None
+            ),
             bytes_down=self.payload_bytes * len(tasks),
             bytes_up=self.payload_bytes * len(updates),
             train_seconds=train_seconds,

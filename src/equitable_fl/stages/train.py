@@ -152,7 +152,8 @@ def _write(
     io.write_text(out.params, slice_json(params))
 
 
-def _setup(threads: int, device: str) -> torch.device:
+def _setup(threads: int, device: str, engine: str) -> torch.device:
+    get_engine(engine)  # an unknown compute.engine fails before any file is read
     torch.set_num_threads(max(1, int(threads)))
     where = resolve_device(device)
     logging.getLogger(LOGGER_NAME).info(
@@ -177,13 +178,16 @@ def phase(
     engine: str = "inprocess",
 ) -> None:
     """Train one Equitable-FL phase from its ticket; phase 1 also keeps the rewind point."""
-    where = _setup(threads, device)
+    if out.mask is None:
+        raise ValueError("an Equitable-FL phase writes its mask: TrainingOutputs.mask is required")
+    # phase 1 keeps the weights after round pruning.rewind_round (range-checked with the config)
+    rewind_round = int(params["rewind_round"]) if out.rewind is not None else None
+    where = _setup(threads, device, engine)
     spec = ModelSpec.from_dict(io.read_json(card))
     fleet = load_fleet(npz, meta, partition_json, clients_json, where)
     start = checkpoint.load_state(start_weights, spec.build().state_dict())
     mask = Mask.load(start_mask)
     k = int(params["phase"])
-    rewind_round = params.get("rewind_round") if out.rewind is not None else None
     plan = PhasePlan(
         label=f"phase {k}",
         seed=int(params["seed"]),
@@ -198,7 +202,6 @@ def phase(
     run, record, participation = _run(
         plan, fleet=fleet, spec=spec, start=start, mask=mask, engine=engine, where=where, phase=k
     )
-    assert out.mask is not None
     mask.save(out.mask)
     if out.rewind is not None and rewind_round is not None:
         checkpoint.save_state(out.rewind, run.snapshots[int(rewind_round)])
@@ -221,7 +224,7 @@ def vanilla(
     engine: str = "inprocess",
 ) -> None:
     """Dense FedAvg baseline: all clients (or only those that afford the dense model)."""
-    where = _setup(threads, device)
+    where = _setup(threads, device, engine)
     spec = ModelSpec.from_dict(io.read_json(card))
     fleet = load_fleet(npz, meta, partition_json, clients_json, where)
     start = checkpoint.load_state(init_weights, spec.build().state_dict())
