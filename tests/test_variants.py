@@ -88,7 +88,7 @@ def test_bad_variant_is_rejected_with_its_name() -> None:
     raw = demo(bad={"clients": {"tiers": {"thresholds": [0.5]}}})
     with pytest.raises(ConfigError, match=r"grid.variants.bad: clients.tiers: 3 tiers need 2 thresholds"):
         Experiment.load(raw)
-    with pytest.raises(ConfigError, match="grid.variants.typo"):
+    with pytest.raises(ConfigError, match=r"grid\.variants\.typo"):
         Experiment.load(demo(typo={"training": {"lrate": 0.1}}))
     with pytest.raises(ConfigError, match="unknown variant 'nope'"):
         Experiment.load(demo()).for_variant("nope")
