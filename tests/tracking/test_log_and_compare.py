@@ -40,7 +40,7 @@ def _series(first: int, rounds: int, acc: float) -> dict[str, list[tuple[int, fl
         "accuracy": [(s, acc * s / (first + rounds - 1)) for s in steps],
         "loss": [(s, 1.0 / s) for s in steps],
         "clients": [(s, 4.0) for s in steps],
-        "bytes_communicated": [(s, 1000.0) for s in steps],
+        "round_bytes_communicated": [(s, 1000.0) for s in steps],
     }
 
 

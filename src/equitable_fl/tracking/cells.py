@@ -36,7 +36,7 @@ from equitable_fl.records import CellSummary, TimingRecord
 ROLE_CELL = "cell"
 ROLE_PHASE = "phase"
 
-SERIES = ("accuracy", "loss", "clients", "bytes_communicated")
+SERIES = ("accuracy", "loss", "clients", "round_bytes_communicated")
 
 
 @dataclass
@@ -178,7 +178,7 @@ def round_series(histories: Iterable[Sequence[Mapping[str, Any]]]) -> dict[str, 
             series["accuracy"].append((step, float(r["accuracy"])))
             series["loss"].append((step, float(r["loss"])))
             series["clients"].append((step, float(r["num_clients"])))
-            series["bytes_communicated"].append((step, float(r["bytes_down"] + r["bytes_up"])))
+            series["round_bytes_communicated"].append((step, float(r["bytes_down"] + r["bytes_up"])))
     return series
 
 
