@@ -109,12 +109,24 @@ class Layout:
         return f"{self._base(cell, 'vanilla')}/vanilla"
 
     def ticket_start(self, cell: GridCell, k: int) -> dict[str, str]:
-        """Weights, mask and model card phase ``k`` starts from: θ0 for phase 1, else prune ``k-1``."""
+        """What phase ``k`` starts from: weights, mask and model card of θ0 (phase 1) or of prune ``k-1``,
+        and θ0's card (``dense_card``), the dense model every ticket is measured against."""
+        init = self.init_dir(cell)
+        dense_card = f"{init}/{MODEL_CARD}"
         if int(k) == 1:
-            d = self.init_dir(cell)
-            return {"weights": f"{d}/{WEIGHTS}", "mask": f"{d}/{MASK}", "card": f"{d}/{MODEL_CARD}"}
+            return {
+                "weights": f"{init}/{WEIGHTS}",
+                "mask": f"{init}/{MASK}",
+                "card": dense_card,
+                "dense_card": dense_card,
+            }
         d = self.prune_dir(cell, int(k) - 1)
-        return {"weights": f"{d}/{TICKET}", "mask": f"{d}/{MASK}", "card": f"{d}/{MODEL_CARD}"}
+        return {
+            "weights": f"{d}/{TICKET}",
+            "mask": f"{d}/{MASK}",
+            "card": f"{d}/{MODEL_CARD}",
+            "dense_card": dense_card,
+        }
 
     # -- per cell --------------------------------------------------------------------------------------
     def cell_dir(self, cell: GridCell) -> str:

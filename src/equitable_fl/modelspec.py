@@ -62,26 +62,39 @@ class ModelSpec:
 
 
 def measure_cost(
-    model: nn.Module, spec: ModelSpec, state: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]
+    model: nn.Module,
+    spec: ModelSpec,
+    state: Mapping[str, torch.Tensor],
+    mask: Mapping[str, torch.Tensor],
+    dense: nn.Module | None = None,
 ) -> tuple[ModelCost, ModelSize]:
-    """The eligibility cost of ``state`` under ``mask`` and a size/FLOPs summary for the metrics."""
+    """The eligibility cost of ``state`` under ``mask`` and a size/FLOPs summary for the metrics.
+
+    ``dense`` is the dense model of θ0's shape that totals, sizes and speed-ups are measured against;
+    it defaults to ``model`` itself, which is right for an unstructured ticket (same shapes, masked) but
+    not for a structured one, whose model is physically smaller than the dense one.
+    """
+    dense = model if dense is None else dense
+    dense_state = dense.state_dict()
     layers = cost.layer_costs(model, spec.input_shape)
     payload = sparse_codec.encoded_size(state, mask)
     flops = cost.train_flops(layers, mask)
-    dense_flops = cost.train_flops(layers, None)
+    dense_flops = cost.train_flops(cost.layer_costs(dense, spec.input_shape), None)
     kept_params = sum(int(mask[n].sum()) if n in mask else t.numel() for n, t in state.items())
-    prunable_total = sum(m.numel() for m in mask.values())
-    prunable_kept = sum(int(m.sum()) for m in mask.values())
-    total = cost.parameter_count(state)
+    dense_prunable = prunable_names(dense)
+    prunable_total = sum(dense_state[n].numel() for n in dense_prunable)
+    prunable_kept = sum(int(mask[n].sum()) if n in mask else state[n].numel() for n in prunable_names(model))
+    total = cost.parameter_count(dense_state)
+    dense_bytes = cost.dense_bytes(dense_state)
     size = ModelSize(
         params_total=total,
         params_kept=kept_params,
         prunable_total=prunable_total,
         prunable_kept=prunable_kept,
         sparsity=1.0 - prunable_kept / prunable_total if prunable_total else 0.0,
-        dense_bytes=cost.dense_bytes(state),
+        dense_bytes=dense_bytes,
         encoded_bytes=payload,
-        size_reduction_pct=100.0 * (1.0 - payload / cost.dense_bytes(state)),
+        size_reduction_pct=100.0 * (1.0 - payload / dense_bytes),
         train_flops_per_sample=flops,
         dense_train_flops_per_sample=dense_flops,
         flop_speedup_model=dense_flops / flops if flops else float("inf"),

@@ -10,6 +10,7 @@ run_logged(
     partition_json=snakemake.input.partition,
     clients_json=snakemake.input.clients,
     card=snakemake.input.card,
+    dense_card=snakemake.input.dense_card,
     start_weights=snakemake.input.weights,
     start_mask=snakemake.input.mask,
     params=snakemake.params.phase,

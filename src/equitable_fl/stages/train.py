@@ -85,6 +85,7 @@ def _run(
     *,
     fleet: Fleet,
     spec: ModelSpec,
+    dense_spec: ModelSpec,
     start: dict[str, torch.Tensor],
     mask: Mask,
     engine: str,
@@ -94,10 +95,14 @@ def _run(
 ) -> tuple[PhaseRun, PhaseRecord, dict[str, Any]]:
     """Build the strategy for ``plan`` and run it on the engine; return the run and its records."""
     model = spec.build().to(where)
-    reference = model.state_dict()
-    mask.check_fits(reference)
-    model_cost, size = measure_cost(model, spec, start, mask)
-    dense_cost, _ = measure_cost(model, spec, reference, Mask.ones_like(reference, list(mask)))
+    mask.check_fits(model.state_dict())
+    # the dense model of θ0's shape: budgets, sizes and FLOP speed-ups are relative to it
+    dense = model if dense_spec == spec else dense_spec.build().to(where)
+    dense_ref = dense.state_dict()
+    model_cost, size = measure_cost(model, spec, start, mask, dense)
+    dense_cost, _ = measure_cost(
+        dense, dense_spec, dense_ref, Mask.ones_like(dense_ref, dense_spec.prunable(dense))
+    )
     strategy = EquitableStrategy(
         plan=plan,
         profiles=fleet.profiles,
@@ -176,8 +181,13 @@ def phase(
     out: TrainingOutputs,
     device: str = "cpu",
     engine: str = "inprocess",
+    dense_card: str | None = None,
 ) -> None:
-    """Train one Equitable-FL phase from its ticket; phase 1 also keeps the rewind point."""
+    """Train one Equitable-FL phase from its ticket; phase 1 also keeps the rewind point.
+
+    ``card`` is the model card of the ticket the phase starts from (θ0's for phase 1), ``dense_card``
+    θ0's: a structured ticket is a physically smaller model, measured against the dense one.
+    """
     if out.mask is None:
         raise ValueError("an Equitable-FL phase writes its mask: TrainingOutputs.mask is required")
     # phase 1 keeps the weights after round pruning.rewind_round (range-checked with the config)
@@ -199,8 +209,17 @@ def phase(
         global_round_offset=int(params["global_round_offset"]),
         snapshot_rounds=() if rewind_round is None else (int(rewind_round),),
     )
+    dense_spec = spec if dense_card is None else ModelSpec.from_dict(io.read_json(dense_card))
     run, record, participation = _run(
-        plan, fleet=fleet, spec=spec, start=start, mask=mask, engine=engine, where=where, phase=k
+        plan,
+        fleet=fleet,
+        spec=spec,
+        dense_spec=dense_spec,
+        start=start,
+        mask=mask,
+        engine=engine,
+        where=where,
+        phase=k,
     )
     mask.save(out.mask)
     if out.rewind is not None and rewind_round is not None:
@@ -245,6 +264,7 @@ def vanilla(
         plan,
         fleet=fleet,
         spec=spec,
+        dense_spec=spec,
         start=start,
         mask=dense,
         engine=engine,
