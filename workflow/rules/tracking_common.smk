@@ -9,6 +9,8 @@ def _context(exp, dataset):
         "data": {"options": exp.dataset_options(dataset)},
         "model": exp.model_config(dataset),
         "clients": {**exp.clients_slice(), **exp.partition_slice()},
+        # the base section; each phase's params hold the settings it trained with
+        "training": exp.training_slice(),
     }
 
 
