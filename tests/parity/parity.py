@@ -114,7 +114,12 @@ def grid_command(checkout: Path, cfg: Path) -> list[str]:
 def run_grid(checkout: Path, workdir: Path) -> dict[str, str]:
     """Run the tiny grid with ``checkout``'s code in ``workdir``; return {relative path: digest}."""
     workdir.mkdir(parents=True, exist_ok=True)
-    cfg = write_config(workdir, tiny_config())
+    config = tiny_config()
+    # channels_last (issue 8) changes fp32 summation order on purpose: compare the contiguous layout
+    schema = checkout / "src" / "equitable_fl" / "config" / "schema.yaml"
+    if schema.is_file() and "channels_last" in schema.read_text(encoding="utf-8"):
+        config["compute"] = {**config["compute"], "channels_last": False}
+    cfg = write_config(workdir, config)
     proc = subprocess.run(
         grid_command(checkout, cfg), cwd=workdir, env=snakemake_env(checkout), capture_output=True, text=True
     )
