@@ -57,7 +57,13 @@ def test_validate_fills_defaults() -> None:
     assert cfg["eligibility"] == {"check_budget": True}
     assert cfg["vanilla"] == {"participation": "all"}
     assert cfg["summary"] == {"target_tolerance": 0.01}
-    assert cfg["compute"] == {"train_threads": 1, "device": "auto", "engine": "inprocess"}
+    assert {k: v for k, v in cfg["compute"].items() if k != "timing"} == {
+        "train_threads": 1,
+        "device": "auto",
+        "engine": "inprocess",
+        "precision": "fp32",
+        "channels_last": "auto",
+    }
     assert cfg["results_dir"] == "results"
     assert cfg["clients"]["partition"] == {"method": "iid"}
     assert cfg["clients"]["tiers"] == {"count": 3, "method": "quantile"}

@@ -204,12 +204,28 @@ class TimingRecord:
     samples_per_round: list[int]
     train_seconds: float
     seconds_per_sample: float
+    hardware: str = ""  # the capability line of the machine that trained (equitable_fl.hardware)
+    execution: dict[str, Any] = field(default_factory=dict)  # precision and memory layout
 
     @classmethod
-    def from_rounds(cls, history: list[RoundRecord], threads: int) -> TimingRecord:
+    def from_rounds(
+        cls,
+        history: list[RoundRecord],
+        threads: int,
+        hardware: str = "",
+        execution: dict[str, Any] | None = None,
+    ) -> TimingRecord:
         seconds = [r.train_seconds for r in history]
         samples = [r.samples for r in history]
-        return cls(int(threads), seconds, samples, sum(seconds), sum(seconds) / max(sum(samples), 1))
+        return cls(
+            int(threads),
+            seconds,
+            samples,
+            sum(seconds),
+            sum(seconds) / max(sum(samples), 1),
+            hardware,
+            dict(execution or {}),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,16 +266,67 @@ class RoundsToTarget:
 
 
 @dataclass(frozen=True)
-class Measured:
-    """Wall-clock seconds per training sample, as timed inside the training jobs."""
+class SideBySideTiming:
+    """A cell's ``measured.json``: θ0's dense model and the final ticket timed side by side in one process.
+
+    Both train through the project's client step on the same batches with the same threads, call by
+    call with alternating order (:mod:`equitable_fl.timing`). ``wallclock_speedup`` is the median over
+    repetitions of dense / ticket seconds of two calls made back to back; ``*_seconds`` list every kept
+    call, ``*_seconds_per_sample`` their medians per trained sample.
+    """
 
     note: str
+    wallclock_speedup: float
+    wallclock_speedup_min: float
+    wallclock_speedup_max: float
+    dense_seconds_per_sample: float
+    ticket_seconds_per_sample: float
+    dense_seconds: list[float]
+    ticket_seconds: list[float]
+    samples_per_call: int
+    batch_size: int
+    steps: int
+    repeats: int
+    warmup: int
     threads: int
-    vanilla_seconds_per_sample: float
-    phase_seconds_per_sample: list[float]
-    wallclock_speedup: float | None
-    train_seconds: float
-    vanilla_train_seconds: float
+    device: str
+    dense_params: int
+    ticket_params: int  # parameters the ticket's model holds: fewer than dense_params only if structured
+    ticket_density: float  # share of the ticket's prunable weights its mask keeps
+    hardware: str  # equitable_fl.hardware.capabilities().line()
+    capabilities: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SideBySideTiming:
+        return _from(cls, data)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Wall-clock speed-up of the final ticket over the dense model, timed side by side (``measured.json``).
+
+    The ``job_*`` fields are the training jobs' own times, for information only: jobs run beside other
+    jobs, so their ratio is not a speed-up.
+    """
+
+    note: str
+    wallclock_speedup: float
+    wallclock_speedup_min: float
+    wallclock_speedup_max: float
+    dense_seconds_per_sample: float
+    ticket_seconds_per_sample: float
+    threads: int
+    batch_size: int
+    repeats: int
+    hardware: str
+    job_threads: int
+    job_vanilla_seconds_per_sample: float
+    job_phase_seconds_per_sample: list[float]
+    job_train_seconds: float
+    job_vanilla_train_seconds: float
 
 
 @dataclass

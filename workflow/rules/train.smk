@@ -40,6 +40,7 @@ rule phase:
         phase=lambda wc: exp_of(wc).phase_slice(int(wc.k), int(wc.seed)),
         device=COMPUTE.device,
         engine=COMPUTE.engine,
+        execution=COMPUTE.execution(),
     script:
         "../scripts/train_phase.py"
 
@@ -57,6 +58,7 @@ use rule phase as phase1 with:
         phase=lambda wc: exp_of(wc).phase_slice(1, int(wc.seed)),
         device=COMPUTE.device,
         engine=COMPUTE.engine,
+        execution=COMPUTE.execution(),
 
 
 rule prune:
@@ -101,6 +103,7 @@ rule vanilla:
         vanilla=lambda wc: exp_of(wc).vanilla_slice(int(wc.seed)),
         device=COMPUTE.device,
         engine=COMPUTE.engine,
+        execution=COMPUTE.execution(),
     script:
         "../scripts/train_vanilla.py"
 

@@ -16,5 +16,6 @@ run_logged(
     threads=snakemake.threads,
     device=snakemake.params.device,
     engine=snakemake.params.engine,
+    execution=snakemake.params.execution,
     out=train.TrainingOutputs(**dict(snakemake.output.items())),
 )

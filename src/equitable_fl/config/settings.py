@@ -47,11 +47,17 @@ class ComputeSettings:
     train_threads: int
     device: str
     engine: str
+    precision: str
+    channels_last: str | bool
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> ComputeSettings:
         values = _section("compute", cfg)
-        return cls(values["train_threads"], values["device"], values["engine"])
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+    def execution(self) -> dict[str, Any]:
+        """What a training job needs to know about how to run (it changes results: rules pass it)."""
+        return {"precision": self.precision, "channels_last": self.channels_last}
 
     @property
     def gpus(self) -> int:

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from equitable_fl.config import TrainSettings
 from equitable_fl.data.tensors import TensorData
+from equitable_fl.federation.execution import REFERENCE, Execution
 
 State = dict[str, torch.Tensor]
 
@@ -53,14 +54,24 @@ class MaskedParams:
 
     def __init__(self, model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
         params = dict(model.named_parameters())
+        # the pruned positions in the parameter's own layout (NHWC conv weights under channels_last)
         self.pairs = [
-            (params[name], ~m.bool().to(params[name].device)) for name, m in mask.items() if not bool(m.all())
+            (p, (~m.bool().to(p.device)).to(memory_format=_layout(p)))
+            for name, m in mask.items()
+            if not bool(m.all())
+            for p in (params[name],)
         ]
 
     @torch.no_grad()
     def apply_(self) -> None:
         for p, pruned in self.pairs:
             p.masked_fill_(pruned, 0.0)
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def local_train(
@@ -71,8 +82,12 @@ def local_train(
     indices: torch.Tensor,
     settings: TrainSettings,
     generator: torch.Generator,
+    execution: Execution = REFERENCE,
 ) -> tuple[State, float]:
-    """Train from the global weights on one client's samples; return new weights and mean loss."""
+    """Train from the global weights on one client's samples; return new weights and mean loss.
+
+    ``model`` must already be in ``execution``'s layout (:meth:`Execution.prepare`).
+    """
     model.load_state_dict(global_state)
     model.train()
     opt = torch.optim.SGD(
@@ -85,10 +100,11 @@ def local_train(
         order = indices[torch.randperm(n, generator=generator).to(indices.device)]
         for start in range(0, n, settings.batch_size):
             batch = order[start : start + settings.batch_size]
-            xb = data.normalise(data.x_train[batch])
+            xb = execution.inputs(data.normalise(data.x_train[batch]))
             yb = data.y_train[batch]
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(xb), yb)
+            with execution.autocast():
+                loss = F.cross_entropy(model(xb), yb)
             loss.backward()
             opt.step()
             masked.apply_()
@@ -104,24 +120,32 @@ def train_client(
     data: TensorData,
     indices: torch.Tensor,
     task: ClientTask,
+    execution: Execution = REFERENCE,
 ) -> ClientUpdate:
     """Run one :class:`ClientTask` on this client's samples."""
     generator = torch.Generator().manual_seed(task.seed)
-    state, loss = local_train(model, global_state, masked, data, indices, task.settings, generator)
+    state, loss = local_train(model, global_state, masked, data, indices, task.settings, generator, execution)
     return ClientUpdate(task.client, state, float(len(indices)), loss)
 
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, state: Mapping[str, torch.Tensor], data: TensorData, batch_size: int
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    data: TensorData,
+    batch_size: int,
+    execution: Execution = REFERENCE,
 ) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy of ``state`` on the test set (the server's evaluate function)."""
+    """Accuracy and mean cross-entropy of ``state`` on the test set (the server's evaluate function).
+
+    Always fp32, whatever the training precision, so accuracies compare across precisions.
+    """
     model.load_state_dict(state)
     model.eval()
     correct, loss_sum = 0, 0.0
     n = len(data.y_test)
     for start in range(0, n, batch_size):
-        xb = data.normalise(data.x_test[start : start + batch_size])
+        xb = execution.inputs(data.normalise(data.x_test[start : start + batch_size]))
         yb = data.y_test[start : start + batch_size]
         logits = model(xb)
         loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))

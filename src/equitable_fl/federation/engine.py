@@ -25,6 +25,7 @@ from torch import nn
 from equitable_fl.data.tensors import TensorData
 from equitable_fl.device import synchronize
 from equitable_fl.federation.client import MaskedParams, State, evaluate, train_client
+from equitable_fl.federation.execution import REFERENCE, Execution
 from equitable_fl.federation.strategy import EquitableStrategy
 from equitable_fl.records import RoundRecord
 
@@ -53,6 +54,9 @@ class Engine(Protocol):
 class InProcessEngine:
     """Every client of the cohort trained in this process, in cohort order, on one reused model."""
 
+    def __init__(self, execution: Execution = REFERENCE) -> None:
+        self.execution = execution
+
     def run(
         self,
         strategy: EquitableStrategy,
@@ -65,6 +69,8 @@ class InProcessEngine:
         strategy.check_runnable()
         plan = strategy.plan
         device = next(model.parameters()).device
+        ex = self.execution
+        model = ex.prepare(model)
         masked = MaskedParams(model, strategy.mask)
         state: State = {k: v.detach().to(device).clone() for k, v in start_state.items()}
         history: list[RoundRecord] = []
@@ -79,7 +85,7 @@ class InProcessEngine:
             synchronize(device)
             train_seconds = time.perf_counter() - t0
             state = strategy.aggregate(updates, state)
-            accuracy, loss = evaluate(model, state, data, plan.settings.eval_batch_size)
+            accuracy, loss = evaluate(model, state, data, plan.settings.eval_batch_size, ex)
             record = strategy.account(rnd, tasks, updates, accuracy, loss, train_seconds)
             history.append(record)
             if rnd in plan.snapshot_rounds:
@@ -89,10 +95,10 @@ class InProcessEngine:
         return PhaseRun(state, history, snapshots)
 
 
-ENGINES: dict[str, Callable[[], Engine]] = {"inprocess": InProcessEngine}
+ENGINES: dict[str, Callable[[Execution], Engine]] = {"inprocess": InProcessEngine}
 
 
-def get_engine(name: str) -> Engine:
+def get_engine(name: str, execution: Execution = REFERENCE) -> Engine:
     if name not in ENGINES:
         raise ValueError(f"compute.engine {name!r} is not available; choose one of {sorted(ENGINES)}")
-    return ENGINES[name]()
+    return ENGINES[name](execution)

@@ -19,7 +19,9 @@ from equitable_fl.data.prepared import load_prepared
 from equitable_fl.data.tensors import TensorData
 from equitable_fl.device import resolve_device
 from equitable_fl.federation.engine import PhaseRun, get_engine
+from equitable_fl.federation.execution import Execution
 from equitable_fl.federation.strategy import VANILLA_STREAM, EquitableStrategy, PhasePlan
+from equitable_fl.hardware import capabilities
 from equitable_fl.mask import Mask
 from equitable_fl.modelspec import ModelSpec, measure_cost, model_card
 from equitable_fl.partition import from_json
@@ -89,6 +91,7 @@ def _run(
     start: dict[str, torch.Tensor],
     mask: Mask,
     engine: str,
+    execution: Execution,
     where: torch.device,
     phase: int | None = None,
     participation_mode: str | None = None,
@@ -121,7 +124,7 @@ def _run(
         len(fleet.profiles),
     )
     with RoundProgress(plan.label, plan.rounds) as progress:
-        run = get_engine(engine).run(
+        run = get_engine(engine, execution).run(
             strategy,
             model,
             start,
@@ -149,22 +152,35 @@ def _write(
     participation: dict[str, Any],
     params: dict,
     threads: int,
+    execution: Execution,
 ) -> None:
     checkpoint.save_state(out.weights, run.state)
     io.write_json(out.participation, participation)
-    io.write_json(out.timing, TimingRecord.from_rounds(run.history, threads).to_json())
+    timing = TimingRecord.from_rounds(run.history, threads, capabilities().line(), execution.describe())
+    io.write_json(out.timing, timing.to_json())
     io.write_json(out.metrics, record.to_json())
     io.write_text(out.params, slice_json(params))
 
 
-def _setup(threads: int, device: str, engine: str) -> torch.device:
-    get_engine(engine)  # an unknown compute.engine fails before any file is read
+def _setup(
+    threads: int, device: str, engine: str, execution: dict[str, Any] | None
+) -> tuple[torch.device, Execution]:
+    """Threads, device and execution for a training job, checked before any file is read."""
+    get_engine(engine)  # an unknown compute.engine fails here
     torch.set_num_threads(max(1, int(threads)))
     where = resolve_device(device)
-    logging.getLogger(LOGGER_NAME).info(
-        "training on %s with %d CPU thread(s)", where, torch.get_num_threads()
+    settings = {"precision": "fp32", "channels_last": False, **(execution or {})}
+    ex = Execution.resolve(settings["precision"], settings["channels_last"], where)
+    log = logging.getLogger(LOGGER_NAME)
+    log.info("machine: %s", capabilities().line())
+    log.info(
+        "training on %s with %d CPU thread(s), %s, %s layout",
+        where,
+        torch.get_num_threads(),
+        ex.precision,
+        "channels_last" if ex.channels_last else "contiguous",
     )
-    return where
+    return where, ex
 
 
 def phase(
@@ -182,6 +198,7 @@ def phase(
     device: str = "cpu",
     engine: str = "inprocess",
     dense_card: str | None = None,
+    execution: dict[str, Any] | None = None,
 ) -> None:
     """Train one Equitable-FL phase from its ticket; phase 1 also keeps the rewind point.
 
@@ -192,7 +209,7 @@ def phase(
         raise ValueError("an Equitable-FL phase writes its mask: TrainingOutputs.mask is required")
     # phase 1 keeps the weights after round pruning.rewind_round (range-checked with the config)
     rewind_round = int(params["rewind_round"]) if out.rewind is not None else None
-    where = _setup(threads, device, engine)
+    where, ex = _setup(threads, device, engine, execution)
     spec = ModelSpec.from_dict(io.read_json(card))
     fleet = load_fleet(npz, meta, partition_json, clients_json, where)
     start = checkpoint.load_state(start_weights, spec.build().state_dict())
@@ -218,13 +235,14 @@ def phase(
         start=start,
         mask=mask,
         engine=engine,
+        execution=ex,
         where=where,
         phase=k,
     )
     mask.save(out.mask)
     if out.rewind is not None and rewind_round is not None:
         checkpoint.save_state(out.rewind, run.snapshots[int(rewind_round)])
-    _write(out, run, record, participation, params, threads)
+    _write(out, run, record, participation, params, threads, ex)
 
 
 def vanilla(
@@ -241,9 +259,10 @@ def vanilla(
     out: TrainingOutputs,
     device: str = "cpu",
     engine: str = "inprocess",
+    execution: dict[str, Any] | None = None,
 ) -> None:
     """Dense FedAvg baseline: all clients (or only those that afford the dense model)."""
-    where = _setup(threads, device, engine)
+    where, ex = _setup(threads, device, engine, execution)
     spec = ModelSpec.from_dict(io.read_json(card))
     fleet = load_fleet(npz, meta, partition_json, clients_json, where)
     start = checkpoint.load_state(init_weights, spec.build().state_dict())
@@ -268,7 +287,8 @@ def vanilla(
         start=start,
         mask=dense,
         engine=engine,
+        execution=ex,
         where=where,
         participation_mode=mode,
     )
-    _write(out, run, record, participation, params, threads)
+    _write(out, run, record, participation, params, threads, ex)
