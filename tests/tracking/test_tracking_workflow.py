@@ -184,7 +184,13 @@ def test_parent_runs_carry_final_metrics_params_tags_and_artifacts(finished: Pat
     assert Path(local).read_bytes() == (cell / "summary.json").read_bytes()
     children = _search(finished, f"tags.`mlflow.parentRunId` = '{run_id}' AND tags.phase = '2'")
     child_files = {a.path for a in client.list_artifacts(children["run_id"].iloc[0])}
-    assert child_files == {"metrics.json", "participation.json", "timing.json", "sparsity.json"}
+    assert child_files == {
+        "metrics.json",
+        "participation.json",
+        "timing.json",
+        "params.json",
+        "sparsity.json",
+    }
 
 
 def test_logged_json_lists_the_runs_in_the_store(finished: Path) -> None:
