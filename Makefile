@@ -23,7 +23,7 @@ STAGE ?= demo
 STAGE_CONFIG_demo := config/demo.yaml
 STAGE_CONFIG_paper := config/config.yaml
 
-.PHONY: venv demo paper report pull test lint format clean-demo
+.PHONY: venv demo paper run report pull test lint format clean-demo
 
 venv: $(STAMP)
 
@@ -42,8 +42,12 @@ else
 	@test -x $(BIN)/snakemake || { echo "NO_INSTALL is set but $(BIN)/snakemake is missing"; exit 1; }
 endif
 
+# Runs go through equitable_fl.run: one run per folder at a time, and after a kill the same command
+# clears the stale Snakemake lock and resumes (see README "When things go wrong").
+RUN := $(BIN)/python -m equitable_fl.run $(PROFILE)
+
 demo: $(STAMP)
-	$(BIN)/snakemake $(PROFILE) --cores $(CORES) --configfile config/demo.yaml
+	$(RUN) --cores $(CORES) --configfile config/demo.yaml
 
 # Self-contained HTML report (every figure captioned) of a finished run: make report [STAGE=paper]
 report: $(STAMP)
@@ -51,7 +55,13 @@ report: $(STAMP)
 
 # The full paper grid (needs the datasets: downloads them, or see README "Datasets offline").
 paper: $(STAMP)
-	$(BIN)/snakemake $(PROFILE) --cores $(CORES) --configfile config/config.yaml
+	$(RUN) --cores $(CORES) --configfile config/config.yaml
+
+# Any config: make run CONFIG=path/to/config.yaml [ARGS="target files or more Snakemake options"]
+CONFIG ?= config/demo.yaml
+ARGS ?=
+run: $(STAMP)
+	$(RUN) --cores $(CORES) $(ARGS) --configfile $(CONFIG)
 
 # `make pull STAGE=demo|paper`: fetch a stage's versioned results from the DVC remote. Pulled files
 # carry the time of the pull, not of their creation, so they are then re-dated in workflow order

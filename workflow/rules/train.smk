@@ -38,9 +38,7 @@ rule phase:
         gpu=COMPUTE.gpus,
     params:
         phase=lambda wc: exp_of(wc).phase_slice(int(wc.k), int(wc.seed)),
-        device=COMPUTE.device,
-        engine=COMPUTE.engine,
-        execution=COMPUTE.execution(),
+        job=COMPUTE.job(),
     script:
         "../scripts/train_phase.py"
 
@@ -56,9 +54,7 @@ use rule phase as phase1 with:
         LAYOUT.log("{dataset}/{vdir}seed{seed}/phase1"),
     params:
         phase=lambda wc: exp_of(wc).phase_slice(1, int(wc.seed)),
-        device=COMPUTE.device,
-        engine=COMPUTE.engine,
-        execution=COMPUTE.execution(),
+        job=COMPUTE.job(),
 
 
 rule prune:
@@ -101,9 +97,7 @@ rule vanilla:
         gpu=COMPUTE.gpus,
     params:
         vanilla=lambda wc: exp_of(wc).vanilla_slice(int(wc.seed)),
-        device=COMPUTE.device,
-        engine=COMPUTE.engine,
-        execution=COMPUTE.execution(),
+        job=COMPUTE.job(),
     script:
         "../scripts/train_vanilla.py"
 

@@ -15,8 +15,6 @@ run_logged(
     start_mask=snakemake.input.mask,
     params=snakemake.params.phase,
     threads=snakemake.threads,
-    device=snakemake.params.device,
-    engine=snakemake.params.engine,
-    execution=snakemake.params.execution,
+    **snakemake.params.job,
     out=train.TrainingOutputs(**dict(snakemake.output.items())),
 )

@@ -14,8 +14,6 @@ run_logged(
     init_mask=snakemake.input.mask,
     params=snakemake.params.vanilla,
     threads=snakemake.threads,
-    device=snakemake.params.device,
-    engine=snakemake.params.engine,
-    execution=snakemake.params.execution,
+    **snakemake.params.job,
     out=train.TrainingOutputs(**dict(snakemake.output.items())),
 )

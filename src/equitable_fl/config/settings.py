@@ -49,11 +49,21 @@ class ComputeSettings:
     engine: str
     precision: str
     channels_last: str | bool
+    checkpoint_every: int
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> ComputeSettings:
         values = _section("compute", cfg)
         return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+    def job(self) -> dict[str, Any]:
+        """What a training job needs beyond its experiment slice (passed to it through ``params:``)."""
+        return {
+            "device": self.device,
+            "engine": self.engine,
+            "execution": self.execution(),
+            "checkpoint_every": self.checkpoint_every,
+        }
 
     def execution(self) -> dict[str, Any]:
         """What a training job needs to know about how to run (it changes results: rules pass it)."""

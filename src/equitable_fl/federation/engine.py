@@ -14,6 +14,7 @@ strategy's protocol, the same one a Flower deployment runs:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ from equitable_fl.data.tensors import TensorData
 from equitable_fl.device import synchronize
 from equitable_fl.federation.client import MaskedParams, State, evaluate, train_client
 from equitable_fl.federation.execution import REFERENCE, Execution
+from equitable_fl.federation.resume import RoundCheckpoint
 from equitable_fl.federation.strategy import EquitableStrategy
+from equitable_fl.progress import LOGGER_NAME
 from equitable_fl.records import RoundRecord
 
 
@@ -48,6 +51,7 @@ class Engine(Protocol):
         data: TensorData,
         client_indices: Sequence[torch.Tensor],
         on_round: Callable[[RoundRecord], None] | None = None,
+        checkpoint: RoundCheckpoint | None = None,
     ) -> PhaseRun: ...
 
 
@@ -65,6 +69,7 @@ class InProcessEngine:
         data: TensorData,
         client_indices: Sequence[torch.Tensor],
         on_round: Callable[[RoundRecord], None] | None = None,
+        checkpoint: RoundCheckpoint | None = None,
     ) -> PhaseRun:
         strategy.check_runnable()
         plan = strategy.plan
@@ -77,7 +82,14 @@ class InProcessEngine:
         snapshots: dict[int, State] = {}
         if 0 in plan.snapshot_rounds:
             snapshots[0] = {k: v.clone() for k, v in state.items()}
-        for rnd in range(1, plan.rounds + 1):
+        first = 1
+        resumed = checkpoint.load(state) if checkpoint is not None else None
+        if resumed is not None:
+            state = {k: v.to(device) for k, v in resumed.state.items()}
+            history, snapshots = resumed.history, resumed.snapshots
+            first = resumed.round + 1
+            logging.getLogger(LOGGER_NAME).info("%s: resuming after round %d", plan.label, resumed.round)
+        for rnd in range(first, plan.rounds + 1):
             tasks = strategy.configure_round(rnd, strategy.available(rnd))
             synchronize(device)
             t0 = time.perf_counter()
@@ -90,6 +102,8 @@ class InProcessEngine:
             history.append(record)
             if rnd in plan.snapshot_rounds:
                 snapshots[rnd] = {k: v.clone() for k, v in state.items()}
+            if checkpoint is not None and checkpoint.due(rnd, plan.rounds):
+                checkpoint.save(rnd, state, history, snapshots)
             if on_round is not None:
                 on_round(record)
         return PhaseRun(state, history, snapshots)

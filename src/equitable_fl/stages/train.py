@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from equitable_fl import checkpoint, io
+from equitable_fl import checkpoint, cost, io
 from equitable_fl.config import TrainSettings, slice_json
 from equitable_fl.data.prepared import load_prepared
 from equitable_fl.data.tensors import TensorData
 from equitable_fl.device import resolve_device
 from equitable_fl.federation.engine import PhaseRun, get_engine
 from equitable_fl.federation.execution import Execution
-from equitable_fl.federation.strategy import VANILLA_STREAM, EquitableStrategy, PhasePlan
+from equitable_fl.federation.resume import RoundCheckpoint, resume_key
+from equitable_fl.federation.strategy import VANILLA_STREAM, EquitableStrategy, PhasePlan, StrategyHooks
+from equitable_fl.fleet_time import RoundClock
 from equitable_fl.hardware import capabilities
 from equitable_fl.mask import Mask
 from equitable_fl.modelspec import ModelSpec, measure_cost, model_card
@@ -93,6 +96,7 @@ def _run(
     engine: str,
     execution: Execution,
     where: torch.device,
+    checkpoint: RoundCheckpoint | None = None,
     phase: int | None = None,
     participation_mode: str | None = None,
 ) -> tuple[PhaseRun, PhaseRecord, dict[str, Any]]:
@@ -106,6 +110,14 @@ def _run(
     dense_cost, _ = measure_cost(
         dense, dense_spec, dense_ref, Mask.ones_like(dense_ref, dense_spec.prunable(dense))
     )
+    # the simulated clock (every round's simulated_seconds): dense kernels run every weight the model holds
+    clock = RoundClock.for_fleet(
+        [p.device for p in fleet.profiles],
+        [len(ix) for ix in fleet.client_indices],
+        payload_bytes=int(model_cost.storage_bytes),
+        model_flops_per_sample=cost.train_flops(cost.layer_costs(model, spec.input_shape)),
+        surviving_flops_per_sample=model_cost.train_flops_per_sample,
+    )
     strategy = EquitableStrategy(
         plan=plan,
         profiles=fleet.profiles,
@@ -113,6 +125,7 @@ def _run(
         mask=mask,
         model_cost=model_cost,
         dense_cost=dense_cost,
+        hooks=StrategyHooks(round_time=clock),
     )
     logging.getLogger(LOGGER_NAME).info(
         "%s: %d rounds on the %s engine, sparsity %.4f, %d of %d clients eligible",
@@ -131,6 +144,7 @@ def _run(
             fleet.data,
             fleet.client_indices,
             on_round=lambda r: progress.round_done(r.round, len(r.clients), r.accuracy, r.loss),
+            checkpoint=checkpoint,
         )
     record = PhaseRecord.from_rounds(
         label=plan.label,
@@ -160,6 +174,14 @@ def _write(
     io.write_json(out.timing, timing.to_json())
     io.write_json(out.metrics, record.to_json())
     io.write_text(out.params, slice_json(params))
+
+
+def _round_checkpoint(
+    out: TrainingOutputs, every: int, params: dict[str, Any], ex: Execution, *inputs: str
+) -> RoundCheckpoint:
+    """Where a training job keeps its round checkpoints: beside its outputs, keyed by all it depends on."""
+    key = resume_key({"params": params, "execution": ex.describe()}, *inputs)
+    return RoundCheckpoint(Path(out.weights).parent / ".round-checkpoint", int(every), key)
 
 
 def _setup(
@@ -199,6 +221,7 @@ def phase(
     engine: str = "inprocess",
     dense_card: str | None = None,
     execution: dict[str, Any] | None = None,
+    checkpoint_every: int = 0,
 ) -> None:
     """Train one Equitable-FL phase from its ticket; phase 1 also keeps the rewind point.
 
@@ -227,6 +250,8 @@ def phase(
         snapshot_rounds=() if rewind_round is None else (int(rewind_round),),
     )
     dense_spec = spec if dense_card is None else ModelSpec.from_dict(io.read_json(dense_card))
+    inputs = (npz, partition_json, clients_json, card, start_weights, start_mask)
+    ckpt = _round_checkpoint(out, checkpoint_every, params, ex, *inputs)
     run, record, participation = _run(
         plan,
         fleet=fleet,
@@ -237,12 +262,25 @@ def phase(
         engine=engine,
         execution=ex,
         where=where,
+        checkpoint=_round_checkpoint(
+            out,
+            checkpoint_every,
+            params,
+            ex,
+            npz,
+            partition_json,
+            clients_json,
+            card,
+            start_weights,
+            start_mask,
+        ),
         phase=k,
     )
     mask.save(out.mask)
     if out.rewind is not None and rewind_round is not None:
         checkpoint.save_state(out.rewind, run.snapshots[int(rewind_round)])
     _write(out, run, record, participation, params, threads, ex)
+    ckpt.clear()
 
 
 def vanilla(
@@ -260,6 +298,7 @@ def vanilla(
     device: str = "cpu",
     engine: str = "inprocess",
     execution: dict[str, Any] | None = None,
+    checkpoint_every: int = 0,
 ) -> None:
     """Dense FedAvg baseline: all clients (or only those that afford the dense model)."""
     where, ex = _setup(threads, device, engine, execution)
@@ -279,6 +318,9 @@ def vanilla(
         admitted_tiers=None,
         check_budget=mode == "fits_dense",
     )
+    ckpt = _round_checkpoint(
+        out, checkpoint_every, params, ex, npz, partition_json, clients_json, card, init_weights
+    )
     run, record, participation = _run(
         plan,
         fleet=fleet,
@@ -289,6 +331,8 @@ def vanilla(
         engine=engine,
         execution=ex,
         where=where,
+        checkpoint=ckpt,
         participation_mode=mode,
     )
     _write(out, run, record, participation, params, threads, ex)
+    ckpt.clear()
