@@ -1,10 +1,13 @@
 """Snakemake adapter: train one Equitable-FL phase (phase 1 also writes the rewind point)."""
 
+from equitable_fl.grid import GridCell
 from equitable_fl.stages import run_logged, train
 
+cell = GridCell.from_wildcards(snakemake.wildcards)
 run_logged(
     snakemake.log[0],
     train.phase,
+    job=f"phase {snakemake.params.phase['phase']} of {cell.label}",
     npz=snakemake.input.npz,
     meta=snakemake.input.meta,
     partition_json=snakemake.input.partition,

@@ -1,10 +1,13 @@
 """Snakemake adapter: train the dense vanilla FL baseline."""
 
+from equitable_fl.grid import GridCell
 from equitable_fl.stages import run_logged, train
 
+cell = GridCell.from_wildcards(snakemake.wildcards)
 run_logged(
     snakemake.log[0],
     train.vanilla,
+    job=f"vanilla FL of {cell.label}",
     npz=snakemake.input.npz,
     meta=snakemake.input.meta,
     partition_json=snakemake.input.partition,
