@@ -1,7 +1,8 @@
-"""The per-cell summary: accuracy gap, size reduction, the three speed-ups and per-tier participation.
+"""The per-cell summary: accuracy gap, size reduction, the speed-ups and per-tier participation.
 
 The inputs are small hand-made metrics/timing/participation files with the layout ``stages.train``
-writes, so every expected number below is worked out by hand from the histories the helper builds.
+writes, and a ``measured.json`` as the timing step writes it, so every expected number below is worked
+out by hand from the histories the helper builds.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def write_cell(
     vanilla_seconds_per_sample: float = 0.001,
     dense_bytes: int = 4000,
     tolerance: float = 0.01,
+    measured: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the files of one grid cell, run ``summarise`` and return the summary it wrote."""
     paths: dict[str, list[str]] = {"metrics": [], "timing": [], "participation": []}
@@ -160,6 +162,7 @@ def write_cell(
         tmp_path / "clients.json",
         {"clients": [{"client": c, "tier": t, "score": 0.5} for c, t in TIERS.items()]},
     )
+    io.write_json(tmp_path / "measured.json", {**MEASURED, **(measured or {})})
     out = tmp_path / "summary.json"
     summary.summarise(
         dataset="toy",
@@ -171,11 +174,37 @@ def write_cell(
         vanilla_metrics=str(tmp_path / "vanilla" / "metrics.json"),
         vanilla_timing=str(tmp_path / "vanilla" / "timing.json"),
         clients_json=str(tmp_path / "clients.json"),
+        measured_json=str(tmp_path / "measured.json"),
         target_tolerance=tolerance,
         out_summary=str(out),
     )
     return io.read_json(out)
 
+
+# measured.json of the timing step: dense and ticket timed side by side (3 paired calls of 320 samples)
+MEASURED: dict[str, Any] = {
+    "note": "seconds per training sample of θ0's dense model / of the final ticket, side by side",
+    "wallclock_speedup": 1.02,
+    "wallclock_speedup_min": 0.97,
+    "wallclock_speedup_max": 1.1,
+    "dense_seconds_per_sample": 0.00032,
+    "ticket_seconds_per_sample": 0.00031,
+    "dense_seconds": [0.1024, 0.1, 0.11],
+    "ticket_seconds": [0.1, 0.0992, 0.1],
+    "samples_per_call": 320,
+    "batch_size": 32,
+    "steps": 10,
+    "repeats": 3,
+    "warmup": 2,
+    "threads": 1,
+    "device": "cpu",
+    "execution": {"precision": "fp32", "channels_last": True},
+    "dense_params": 1000,
+    "ticket_params": 1000,
+    "ticket_density": 0.5,
+    "hardware": "Some CPU (2 logical CPUs; AVX2; torch 2 kernels AVX2; native bf16 no)",
+    "capabilities": {"cpu_model": "Some CPU"},
+}
 
 THREE = [Phase([0.4, 0.6]), Phase([0.7, 0.8]), Phase([0.85, 0.91])]
 VANILLA = [0.5, 0.7, 0.8, 0.9, 0.93, 0.95]
@@ -317,7 +346,7 @@ def test_excluded_by_budget_with_all_tiers_admitted(tmp_path: Path) -> None:
     assert tier1["phases"][0]["excluded_by_budget"] == 1
 
 
-def test_measured_wallclock(tmp_path: Path) -> None:
+def test_measured_wallclock_comes_from_the_side_by_side_timing(tmp_path: Path) -> None:
     phases = [
         Phase([0.5], seconds_per_sample=0.003, train_seconds=2.0),
         Phase([0.6], seconds_per_sample=0.0025, train_seconds=1.5),
@@ -325,12 +354,20 @@ def test_measured_wallclock(tmp_path: Path) -> None:
     ]
     s = write_cell(tmp_path, phases, [0.5, 0.6, 0.7], vanilla_seconds_per_sample=0.002)
     m = s["measured"]
-    assert m["wallclock_speedup"] == pytest.approx(0.002 / 0.0016)
-    assert m["phase_seconds_per_sample"] == [0.003, 0.0025, 0.0016]
-    assert m["vanilla_seconds_per_sample"] == 0.002
-    assert m["train_seconds"] == pytest.approx(4.75)
-    assert m["vanilla_train_seconds"] == 7.5
-    assert m["threads"] == 2
+    # the speed-up is measured.json's, not vanilla's job time over the final phase's (0.002 / 0.0016)
+    assert m["wallclock_speedup"] == 1.02
+    assert (m["wallclock_speedup_min"], m["wallclock_speedup_max"]) == (0.97, 1.1)
+    assert (m["dense_seconds_per_sample"], m["ticket_seconds_per_sample"]) == (0.00032, 0.00031)
+    assert (m["threads"], m["batch_size"], m["repeats"]) == (1, 32, 3)
+    assert m["note"] == MEASURED["note"]
+    assert m["hardware"] == MEASURED["hardware"]
+    # the training jobs' own times, for information only
+    assert m["job_phase_seconds_per_sample"] == [0.003, 0.0025, 0.0016]
+    assert m["job_vanilla_seconds_per_sample"] == 0.002
+    assert m["job_train_seconds"] == pytest.approx(4.75)
+    assert m["job_vanilla_train_seconds"] == 7.5
+    assert m["job_threads"] == 2
+    assert not {k for k in m if "speedup" in k and k.startswith("job_")}
 
 
 def test_bytes_communicated_summed_over_phases(tmp_path: Path) -> None:

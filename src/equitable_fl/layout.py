@@ -15,7 +15,7 @@ Layout under ``results_dir`` (``<v>`` is ``""`` or ``<variant>/``)::
     <dataset>/<v>seed<s>/phase1/                      (shared by every rate)
     <dataset>/<v>seed<s>/rate<p>/prune<k>/, phase<k>/ (k ≥ 2)
     <dataset>/<v>seed<s>/vanilla/
-    <dataset>/<v>seed<s>/rate<p>/summary.json, figures/
+    <dataset>/<v>seed<s>/rate<p>/summary.json, measured.json, figures/
     tables/, figures/, mlflow/, logs/
 """
 
@@ -134,6 +134,10 @@ class Layout:
 
     def summary(self, cell: GridCell) -> str:
         return f"{self.cell_dir(cell)}/summary.json"
+
+    def measured(self, cell: GridCell) -> str:
+        """The cell's side-by-side timing of θ0's dense model against the final ticket."""
+        return f"{self.cell_dir(cell)}/measured.json"
 
     def cell_figure(self, cell: GridCell, name: str, ext: str = "png") -> str:
         return f"{self.cell_dir(cell)}/figures/{name}.{ext}"

@@ -290,6 +290,7 @@ class SideBySideTiming:
     warmup: int
     threads: int
     device: str
+    execution: dict[str, Any]  # precision and memory layout, the training jobs' own
     dense_params: int
     ticket_params: int  # parameters the ticket's model holds: fewer than dense_params only if structured
     ticket_density: float  # share of the ticket's prunable weights its mask keeps

@@ -33,7 +33,7 @@ def _deterministic_files(workdir: Path) -> dict[str, str]:
     hashes: dict[str, str] = {}
     for path in sorted((workdir / "results").rglob("*")):
         rel = path.relative_to(workdir).as_posix()
-        if not path.is_file() or "/logs/" in f"/{rel}" or path.name == "timing.json":
+        if not path.is_file() or "/logs/" in f"/{rel}" or path.name in ("timing.json", "measured.json"):
             continue
         if "/tables/" in rel or "/figures/" in rel:
             continue  # they carry the measured wall-clock column

@@ -93,6 +93,7 @@ def summary_inputs(wildcards):
         "vanilla_metrics": f"{van}/{L.METRICS}",
         "vanilla_timing": f"{van}/{L.TIMING}",
         "clients": LAYOUT.clients(cell),
+        "measured": LAYOUT.measured(cell),
     }
 
 

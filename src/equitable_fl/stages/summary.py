@@ -6,8 +6,11 @@ Speed-up is reported in separate quantities and never conflated (names as in eve
   sparse kernels could save);
 - ``flop_speedup_training``: total training FLOPs of vanilla FL / of all Equitable-FL phases;
 - ``rounds_speedup``: rounds vanilla FL needs to reach the target accuracy / rounds Equitable-FL needs;
-- ``wallclock_speedup``: wall-clock seconds per training sample, vanilla vs the final phase, timed in
-  the training jobs. The masked model runs dense PyTorch kernels, so expect about 1.0× here.
+- ``wallclock_speedup``: seconds per training sample of θ0's dense model / of the final ticket, both
+  trained side by side in one process by the cell's timing step (``measured.json``, see
+  :mod:`equitable_fl.timing`). A masked ticket runs dense PyTorch kernels (expect about 1.0×); only a
+  physically smaller (structured) ticket runs faster. The training jobs' own times stay beside it
+  (``measured.job_*``) for information: jobs run in parallel, so their ratio is no speed-up.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from equitable_fl.records import (
     Measured,
     PhaseRecord,
     RoundsToTarget,
+    SideBySideTiming,
     TimingRecord,
 )
 
@@ -93,6 +97,7 @@ def summarise(
     vanilla_metrics: str,
     vanilla_timing: str,
     clients_json: str,
+    measured_json: str,
     target_tolerance: float,
     out_summary: str,
     variant: str = "",
@@ -103,6 +108,7 @@ def summarise(
     van = PhaseRecord.from_json(io.read_json(vanilla_metrics))
     van_timing = TimingRecord.from_json(io.read_json(vanilla_timing))
     tiers = {c["client"]: c["tier"] for c in io.read_json(clients_json)["clients"]}
+    side = SideBySideTiming.from_json(io.read_json(measured_json))
     tier_ids = sorted(set(tiers.values()))
 
     curve = [p for m in phases for p in _curve(m)]
@@ -112,7 +118,6 @@ def summarise(
     eq_round = _first_round_reaching(curve, target)
     van_round = _first_round_reaching(van_curve, target)
     eq_flops = sum(m.training_flops() for m in phases)
-    per_sample = [t.seconds_per_sample for t in timings]
     summary = CellSummary(
         dataset=dataset,
         seed=int(seed),
@@ -153,13 +158,21 @@ def summarise(
             rounds_speedup=van_round / eq_round if eq_round and van_round else None,
         ),
         measured=Measured(
-            note="wall-clock of dense PyTorch kernels on masked weights: sparsity saves no time here",
-            threads=van_timing.threads,
-            vanilla_seconds_per_sample=van_timing.seconds_per_sample,
-            phase_seconds_per_sample=per_sample,
-            wallclock_speedup=(van_timing.seconds_per_sample / per_sample[-1] if per_sample[-1] else None),
-            train_seconds=sum(t.train_seconds for t in timings),
-            vanilla_train_seconds=van_timing.train_seconds,
+            note=side.note,
+            wallclock_speedup=side.wallclock_speedup,
+            wallclock_speedup_min=side.wallclock_speedup_min,
+            wallclock_speedup_max=side.wallclock_speedup_max,
+            dense_seconds_per_sample=side.dense_seconds_per_sample,
+            ticket_seconds_per_sample=side.ticket_seconds_per_sample,
+            threads=side.threads,
+            batch_size=side.batch_size,
+            repeats=side.repeats,
+            hardware=side.hardware,
+            job_threads=van_timing.threads,
+            job_vanilla_seconds_per_sample=van_timing.seconds_per_sample,
+            job_phase_seconds_per_sample=[t.seconds_per_sample for t in timings],
+            job_train_seconds=sum(t.train_seconds for t in timings),
+            job_vanilla_train_seconds=van_timing.train_seconds,
         ),
     )
     io.write_json(out_summary, summary.to_json())

@@ -250,7 +250,7 @@ def equitable_cell(spec: Mapping[str, Any]) -> CellRecord:
                 "rounds_to_target": rtt.rounds_to_target,
                 "vanilla_rounds_to_target": rtt.vanilla_rounds_to_target,
                 "wallclock_speedup": measured.wallclock_speedup,
-                "train_seconds": measured.train_seconds,
+                "train_seconds": measured.job_train_seconds,
             }
         ),
         series=series,
