@@ -266,6 +266,7 @@ def test_write_all_two_datasets_two_rates_two_seeds(tmp_path: Path) -> None:
     assert {p.name for p in written} == expected
     assert set(figures.FIGURES) == {
         "accuracy_vs_round",
+        "accuracy_vs_simulated_time",
         "accuracy_vs_sparsity",
         "model_size",
         "clients_per_phase",

@@ -43,8 +43,14 @@ METRICS, PARTICIPATION, TIMING, PARAMS = "metrics.json", "participation.json", "
 MODEL_CARD, SPARSITY = "model.json", "sparsity.json"
 TRAIN_FILES = (WEIGHTS, MASK, METRICS, PARTICIPATION, TIMING, PARAMS)
 
-CELL_FIGURES = ("accuracy_vs_round", "model_size", "clients_per_phase")
-GRID_FIGURES = ("accuracy_vs_round", "accuracy_vs_sparsity", "model_size", "clients_per_phase")
+CELL_FIGURES = ("accuracy_vs_round", "accuracy_vs_simulated_time", "model_size", "clients_per_phase")
+GRID_FIGURES = (
+    "accuracy_vs_round",
+    "accuracy_vs_simulated_time",
+    "accuracy_vs_sparsity",
+    "model_size",
+    "clients_per_phase",
+)
 FIGURE_FORMATS = ("png", "pdf")
 
 

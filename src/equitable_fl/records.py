@@ -266,6 +266,27 @@ class RoundsToTarget:
 
 
 @dataclass(frozen=True)
+class SimulatedTime:
+    """The fleet's simulated clock (:mod:`equitable_fl.fleet_time`) over the cell, against vanilla FL.
+
+    ``*_seconds_to_target``: simulated seconds from the start until the end of the first round that
+    reaches ``target_accuracy`` (as in ``rounds_to_target``); ``simulated_time_speedup`` = vanilla's /
+    Equitable-FL's (None if either never reaches it). ``simulated_seconds``: the whole run.
+    """
+
+    note: str
+    sparse_kernels: bool
+    vanilla_participation: str | None
+    target_accuracy: float
+    simulated_seconds_to_target: float | None
+    vanilla_simulated_seconds_to_target: float | None
+    simulated_time_speedup: float | None
+    simulated_seconds: float
+    vanilla_simulated_seconds: float
+    phase_simulated_seconds: list[float]
+
+
+@dataclass(frozen=True)
 class SideBySideTiming:
     """A cell's ``measured.json``: θ0's dense model and the final ticket timed side by side in one process.
 
@@ -345,6 +366,7 @@ class CellSummary:
     rounds_to_target: RoundsToTarget
     measured: Measured
     variant: str = ""
+    simulated: SimulatedTime | None = None  # None: the clients have no devices (a clients.json from before)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -352,6 +374,8 @@ class CellSummary:
         out.pop("extra")
         if not self.variant:
             out.pop("variant")  # the base config's cells read as they always have
+        if self.simulated is None:
+            out.pop("simulated")
         out.update(self.extra)
         return out
 
@@ -369,4 +393,5 @@ class CellSummary:
             rounds_to_target=_from(RoundsToTarget, data["rounds_to_target"]),
             measured=_from(Measured, data["measured"]),
             variant=data.get("variant", ""),
+            simulated=_from(SimulatedTime, data["simulated"]) if data.get("simulated") else None,
         )

@@ -6,6 +6,8 @@ A device's three resources are correlated: a base capacity is drawn from the con
 and each resource is that capacity times an independent jitter factor, as phones of one class tend to be
 weak or strong on all three. The heterogeneity score is the minimum of the three after normalising each
 by its largest value over the clients; tiers (1 = strongest) come from thresholds on the score.
+With ``resources.devices`` set (the schema's default), every client also gets a device in units (FLOP/s,
+bytes/s, bytes) for the simulated clock, placed by these resources (:mod:`equitable_fl.fleet_time`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from equitable_fl.fleet_time import Device, draw_devices
 
 RESOURCE_NAMES = ("compute", "storage", "bandwidth")
 
@@ -30,9 +34,13 @@ class ClientProfile:
     bandwidth: float
     score: float
     tier: int
+    device: Device | None = None  # units for the simulated clock; None in a clients.json from before
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.device is None:
+            out.pop("device")
+        return out
 
 
 UNIFORM_DEFAULTS = {"low": 0.25, "high": 1.6}
@@ -99,11 +107,18 @@ def build_profiles(
     values = sample_resources(num_clients, seed, resources_cfg)
     scores = heterogeneity_scores(values)
     tiers = assign_tiers(scores, tiers_cfg)
+    devices: list[Device | None] = [None] * num_clients
+    if resources_cfg.get("devices") is not None:
+        relative = {name: values[:, k] for k, name in enumerate(RESOURCE_NAMES)}
+        devices = list(draw_devices(relative, scores, resources_cfg["devices"]))
     return [
-        ClientProfile(i, float(v[0]), float(v[1]), float(v[2]), float(s), int(t))
-        for i, (v, s, t) in enumerate(zip(values, scores, tiers, strict=True))
+        ClientProfile(i, float(v[0]), float(v[1]), float(v[2]), float(s), int(t), d)
+        for i, (v, s, t, d) in enumerate(zip(values, scores, tiers, devices, strict=True))
     ]
 
 
 def profiles_from_json(rows: list[dict[str, Any]]) -> list[ClientProfile]:
-    return [ClientProfile(**row) for row in rows]
+    return [
+        ClientProfile(**{**row, "device": Device(**row["device"]) if row.get("device") else None})
+        for row in rows
+    ]

@@ -6,10 +6,10 @@ and compares:
 
 - every ``*.safetensors`` file (θ0, weights and masks of each phase, rewind point, tickets): sha256 of
   the bytes, which must be equal;
-- every ``metrics.json`` and ``summary.json``: sha256 of its canonical JSON after dropping measured times
-  (``timing.json`` files, ``measured`` sections, any key ending in ``seconds``) and after renaming keys
-  that a refactor renamed (``RENAMED``: old dotted path suffix → new), so a pure rename compares equal
-  while any changed number does not.
+- every ``metrics.json`` and ``summary.json``: sha256 of its canonical JSON after dropping measured and
+  simulated times (``timing.json`` files, ``measured`` and ``simulated`` sections, any key ending in
+  ``seconds``) and after renaming keys that a refactor renamed (``RENAMED``: old dotted path suffix →
+  new), so a pure rename compares equal while any changed number does not.
 
 Usage (from the repository root, with the project's venv):
 
@@ -49,7 +49,8 @@ RENAMED: dict[str, str] = {
     "rounds_to_target.speedup": "rounds_speedup",
     "rounds_to_target.tolerance": "target_tolerance",
 }
-DROPPED_SECTIONS = {"measured", "timing"}
+# ``simulated``: the fleet clock (issue 8) is new output; its per-round keys end in "seconds"
+DROPPED_SECTIONS = {"measured", "timing", "simulated"}
 
 
 def _renamed(path: str, key: str) -> str:

@@ -252,7 +252,7 @@ def test_report_contains_every_figure_with_a_caption(finished: Path) -> None:
         for p in (finished / "results").rglob("figures/*.png")
         if "mlflow" not in p.parts  # the copies logged as MLflow artifacts
     }
-    assert len(figures_made) == 4 + len(RATES) * len(SEEDS) * len(figures.CELL_FIGURES)
+    assert len(figures_made) == len(figures.FIGURES) + len(RATES) * len(SEEDS) * len(figures.CELL_FIGURES)
     assert figures_made | {"results/tables/comparison.csv"} == set(captions)
     for path, caption in captions.items():
         assert len(caption) > 80, path

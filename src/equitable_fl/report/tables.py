@@ -2,8 +2,8 @@
 
 Units follow the paper's way of reporting: accuracies and every ``*_pct`` column are percentages,
 ``accuracy_gap_pp`` is Equitable-FL minus vanilla accuracy in percentage points (negative means
-Equitable-FL is worse), and speed-ups are plain ratios (vanilla cost / Equitable-FL cost, so > 1
-favours Equitable-FL).
+Equitable-FL is worse), speed-ups are plain ratios (vanilla cost / Equitable-FL cost, so > 1
+favours Equitable-FL), and ``*simulated_seconds*`` are seconds of the simulated fleet's clock.
 Missing values (``null`` in a summary, e.g. a target accuracy never reached) become NaN / <NA> in the
 frames and "n/a" in Markdown, so one incomplete cell never breaks the report.
 
@@ -28,6 +28,15 @@ KEY_COLUMNS = ("dataset", "variant", "pruning_rate", "seed")
 # Columns stored as nullable integers: counts and round numbers, where "12.0" would only confuse.
 INT_COLUMNS = ("seed", "rounds_to_target", "vanilla_rounds_to_target", "clients_final_phase")
 
+# The ``simulated`` section's numbers, under their own names (absent before the fleet had a clock: n/a).
+SIMULATED_COLUMNS = (
+    "simulated_time_speedup",
+    "simulated_seconds_to_target",
+    "vanilla_simulated_seconds_to_target",
+    "simulated_seconds",
+    "vanilla_simulated_seconds",
+)
+
 CELL_COLUMNS = (
     "dataset",
     "variant",
@@ -44,6 +53,7 @@ CELL_COLUMNS = (
     "rounds_to_target",
     "vanilla_rounds_to_target",
     "rounds_speedup",
+    *SIMULATED_COLUMNS,
     "comm_reduction_pct",
     "clients_final_phase",
 )
@@ -57,6 +67,7 @@ PLUS_MINUS = " ± "
 UNITS_NOTE = (
     "Accuracies and `*_pct` columns in %; `accuracy_gap_pp` = Equitable-FL − vanilla accuracy in "
     "percentage points; speed-ups are ratios vanilla / Equitable-FL (> 1 favours Equitable-FL); "
+    "`*simulated_seconds*` are seconds of the simulated fleet (slowest participant per round); "
     "n/a = not available (e.g. target accuracy never reached)."
 )
 
@@ -118,6 +129,7 @@ def cell_row(summary: Mapping[str, Any]) -> dict[str, Any]:
         "rounds_to_target": rtt.get("rounds_to_target"),
         "vanilla_rounds_to_target": rtt.get("vanilla_rounds_to_target"),
         "rounds_speedup": _num(rtt.get("rounds_speedup")),
+        **{c: _num(get_path(summary, "simulated", c)) for c in SIMULATED_COLUMNS},
         "comm_reduction_pct": _ratio_reduction_pct(
             final.get("bytes_communicated"), final.get("vanilla_bytes_communicated")
         ),

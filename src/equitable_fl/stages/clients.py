@@ -1,4 +1,4 @@
-"""Steps that set up the simulated clients: data partition, resources, tiers."""
+"""Steps that set up the simulated clients: data partition, resources, tiers, devices."""
 
 from __future__ import annotations
 
@@ -29,14 +29,20 @@ def partition(npz: str, meta: str, seed: int, cfg: dict[str, Any], out_json: str
 
 
 def profiles(seed: int, cfg: dict[str, Any], out_json: str) -> None:
-    """Draw every client's resources, score and tier."""
+    """Draw every client's resources, score and tier, and its device in units for the simulated clock.
+
+    The device classes used (``resources.devices``) are written beside the clients, so that the training
+    and summary steps read the units and ``sparse_kernels`` from the file they already depend on.
+    """
     rows = build_profiles(int(cfg["count"]), int(seed), cfg["resources"], cfg["tiers"])
     tiers = sorted({p.tier for p in rows})
+    devices = cfg["resources"].get("devices")
     io.write_json(
         out_json,
         {
             "seed": int(seed),
             "tier_sizes": {str(t): sum(p.tier == t for p in rows) for t in tiers},
+            **({} if devices is None else {"devices": devices}),
             "clients": [p.as_dict() for p in rows],
         },
     )

@@ -5,6 +5,9 @@ Speed-up is reported in separate quantities and never conflated (names as in eve
 - ``flop_speedup_model``: dense / sparse training FLOPs per sample of the final model (nominal: what
   sparse kernels could save);
 - ``flop_speedup_training``: total training FLOPs of vanilla FL / of all Equitable-FL phases;
+- ``simulated_time_speedup``: the fleet's simulated seconds to the target accuracy, vanilla FL / Equitable-FL
+  (each round lasts as long as its slowest participant's download, training and upload on its device;
+  :mod:`equitable_fl.fleet_time`); the ``simulated`` section has the times and each run's total;
 - ``rounds_speedup``: rounds vanilla FL needs to reach the target accuracy / rounds Equitable-FL needs;
 - ``wallclock_speedup``: seconds per training sample of θ0's dense model / of the final ticket, both
   trained side by side in one process by the cell's timing step (``measured.json``, see
@@ -16,6 +19,7 @@ Speed-up is reported in separate quantities and never conflated (names as in eve
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 from equitable_fl import io
@@ -26,6 +30,7 @@ from equitable_fl.records import (
     PhaseRecord,
     RoundsToTarget,
     SideBySideTiming,
+    SimulatedTime,
     TimingRecord,
 )
 
@@ -71,6 +76,60 @@ def _first_round_reaching(curve: Sequence[dict[str, Any]], target: float) -> int
     return next((p["global_round"] for p in curve if p["accuracy"] >= target), None)
 
 
+def _round_seconds(records: Sequence[PhaseRecord]) -> list[float] | None:
+    """Simulated seconds of every round of ``records`` in order; None if any round has no clock."""
+    seconds = [r.simulated_seconds for m in records for r in m.history]
+    return None if not seconds or any(s is None for s in seconds) else [float(s or 0.0) for s in seconds]
+
+
+def _add_simulated_time(curve: list[dict[str, Any]], records: Sequence[PhaseRecord]) -> None:
+    """Put each round's simulated seconds, and the seconds elapsed since the run began, on its point."""
+    seconds = _round_seconds(records)
+    if seconds is not None:
+        for point, s, elapsed in zip(curve, seconds, accumulate(seconds), strict=True):
+            point["simulated_seconds"] = s
+            point["elapsed_simulated_seconds"] = elapsed
+
+
+def simulated_time(
+    phases: Sequence[PhaseRecord], vanilla: PhaseRecord, target: float, sparse_kernels: bool
+) -> SimulatedTime | None:
+    """Simulated seconds to ``target`` and in total, Equitable-FL (all phases) against vanilla FL.
+
+    None when either run has no simulated clock (clients without devices).
+    """
+    eq, van = _round_seconds(phases), _round_seconds([vanilla])
+    if eq is None or van is None:
+        return None
+
+    def to_target(records: Sequence[PhaseRecord], seconds: list[float]) -> float | None:
+        accs = [r.accuracy for m in records for r in m.history]
+        return next((t for a, t in zip(accs, accumulate(seconds), strict=True) if a >= target), None)
+
+    eq_to, van_to = to_target(phases, eq), to_target([vanilla], van)
+    return SimulatedTime(
+        note=(
+            "simulated fleet time: each round lasts as long as its slowest participant's download + "
+            "training + upload on its device; "
+            + ("sparse kernels bill surviving FLOPs" if sparse_kernels else "dense kernels bill every weight")
+        ),
+        sparse_kernels=sparse_kernels,
+        vanilla_participation=vanilla.participation,
+        target_accuracy=target,
+        simulated_seconds_to_target=eq_to,
+        vanilla_simulated_seconds_to_target=van_to,
+        simulated_time_speedup=van_to / eq_to if eq_to and van_to else None,
+        simulated_seconds=sum(eq),
+        vanilla_simulated_seconds=sum(van),
+        phase_simulated_seconds=[sum(_round_seconds([m]) or []) for m in phases],
+    )
+
+
+def _sparse_kernels(clients_json: str) -> bool:
+    """Whether the clients' devices bill surviving FLOPs only (``resources.devices.sparse_kernels``)."""
+    return bool((io.read_json(clients_json).get("devices") or {}).get("sparse_kernels", False))
+
+
 def _phase_details(
     record: PhaseRecord, participation: dict[str, Any], tiers: dict[int, int], tier_ids: list[int]
 ) -> dict[str, Any]:
@@ -113,6 +172,8 @@ def summarise(
 
     curve = [p for m in phases for p in _curve(m)]
     van_curve = _curve(van)
+    _add_simulated_time(curve, phases)
+    _add_simulated_time(van_curve, [van])
     final, first = phases[-1], phases[0]
     target = van.final_accuracy - target_tolerance
     eq_round = _first_round_reaching(curve, target)
@@ -123,6 +184,7 @@ def summarise(
         seed=int(seed),
         pruning_rate=float(pruning_rate),
         variant=variant,
+        simulated=simulated_time(phases, van, target, _sparse_kernels(clients_json)),
         num_phases=len(phases),
         phases=[_phase_details(m, p, tiers, tier_ids) for m, p in zip(phases, participations, strict=True)],
         curve=curve,

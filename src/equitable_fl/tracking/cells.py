@@ -31,7 +31,7 @@ from typing import Any
 
 from equitable_fl import io
 from equitable_fl.grid import EQUITABLE, VANILLA, GridCell
-from equitable_fl.records import CellSummary, TimingRecord
+from equitable_fl.records import CellSummary, SimulatedTime, TimingRecord
 
 ROLE_CELL = "cell"
 ROLE_PHASE = "phase"
@@ -191,6 +191,27 @@ def _last_step(series: Mapping[str, list[tuple[int, float]]]) -> int:
     return max((s for s, _ in series.get("accuracy", [])), default=0)
 
 
+def _simulated_metrics(sim: SimulatedTime | None) -> dict[str, Any]:
+    """An Equitable-FL parent's simulated-clock metrics; none when its clients had no devices."""
+    if sim is None:
+        return {}
+    return {
+        "simulated_time_speedup": sim.simulated_time_speedup,
+        "simulated_seconds_to_target": sim.simulated_seconds_to_target,
+        "vanilla_simulated_seconds_to_target": sim.vanilla_simulated_seconds_to_target,
+        "simulated_seconds": sim.simulated_seconds,
+        "vanilla_simulated_seconds": sim.vanilla_simulated_seconds,
+    }
+
+
+def _vanilla_simulated_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """A vanilla parent's total simulated seconds (and its speed-up over itself, 1); none without a clock."""
+    seconds = [r.get("simulated_seconds") for r in history]
+    if not seconds or any(s is None for s in seconds):
+        return {}
+    return {"simulated_seconds": float(sum(seconds)), "simulated_time_speedup": 1.0}
+
+
 # ----------------------------------------------------------------------------------------------------
 # Cells
 
@@ -247,6 +268,7 @@ def equitable_cell(spec: Mapping[str, Any]) -> CellRecord:
                 "flop_speedup_model": final.flop_speedup_model,
                 "flop_speedup_training": final.flop_speedup_training,
                 "rounds_speedup": rtt.rounds_speedup,
+                **_simulated_metrics(summary.simulated),
                 "rounds_to_target": rtt.rounds_to_target,
                 "vanilla_rounds_to_target": rtt.vanilla_rounds_to_target,
                 "wallclock_speedup": measured.wallclock_speedup,
@@ -347,6 +369,7 @@ def vanilla_cell(spec: Mapping[str, Any]) -> CellRecord:
                 "flop_speedup_model": 1.0,
                 "flop_speedup_training": 1.0,
                 "rounds_speedup": 1.0,
+                **_vanilla_simulated_metrics(m["history"]),
                 "wallclock_speedup": 1.0,
                 "eligible_clients": m["eligible_clients"],
                 "clients_took_part": m["clients_took_part"],

@@ -1,10 +1,11 @@
-"""Paper-style figures of the grid: accuracy over rounds, accuracy vs sparsity, model size, participation.
+"""Paper-style figures of the grid: accuracy over rounds and over simulated time, accuracy vs sparsity,
+model size, participation.
 
-One module per figure family (``accuracy_round``, ``accuracy_sparsity``, ``model_size``, ``clients``),
-so a family can be read and changed without wading through the others; ``style`` holds the shared look
-and the one draw-and-save path, ``summaries`` the shared reading of cell summaries into numbers. This
-package only wires them together: the ``FIGURES`` registry that the workflow's file lists mirror, and
-the two entry points used by ``equitable_fl.stages.report``.
+One module per figure family (``accuracy_round``, ``simulated_time``, ``accuracy_sparsity``,
+``model_size``, ``clients``), so a family can be read and changed without wading through the others;
+``style`` holds the shared look and the one draw-and-save path, ``summaries`` the shared reading of cell
+summaries into numbers. This package only wires them together: the ``FIGURES`` registry that the
+workflow's file lists mirror, and the two entry points used by ``equitable_fl.stages.report``.
 
 Nothing here changes global matplotlib state on import or on use: figures are ``Figure`` objects drawn
 under a local ``rc_context`` (see :mod:`equitable_fl.report.figures.style`). Every figure is saved as
@@ -27,6 +28,7 @@ from equitable_fl.report.figures.accuracy_sparsity import (
 )
 from equitable_fl.report.figures.clients import plot_clients_per_phase
 from equitable_fl.report.figures.model_size import plot_model_size
+from equitable_fl.report.figures.simulated_time import plot_accuracy_vs_simulated_time
 from equitable_fl.report.figures.style import save_figure
 from equitable_fl.report.figures.summaries import PlotFn, Summary
 
@@ -37,6 +39,7 @@ __all__ = [
     "SparsityPoint",
     "Summary",
     "plot_accuracy_vs_round",
+    "plot_accuracy_vs_simulated_time",
     "plot_accuracy_vs_sparsity",
     "plot_accuracy_vs_sparsity_table",
     "plot_clients_per_phase",
@@ -49,6 +52,7 @@ __all__ = [
 
 FIGURES: dict[str, PlotFn] = {
     "accuracy_vs_round": plot_accuracy_vs_round,
+    "accuracy_vs_simulated_time": plot_accuracy_vs_simulated_time,
     "accuracy_vs_sparsity": plot_accuracy_vs_sparsity,
     "model_size": plot_model_size,
     "clients_per_phase": plot_clients_per_phase,
@@ -56,7 +60,7 @@ FIGURES: dict[str, PlotFn] = {
 
 
 # Figures that describe a single cell (one dataset, rate and seed): logged to MLflow with that cell.
-CELL_FIGURES = ("accuracy_vs_round", "model_size", "clients_per_phase")
+CELL_FIGURES = ("accuracy_vs_round", "accuracy_vs_simulated_time", "model_size", "clients_per_phase")
 
 
 def write_all(
