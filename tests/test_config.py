@@ -50,20 +50,28 @@ def test_validate_fills_defaults() -> None:
         raw.pop(key)
     raw["clients"] = {"count": 12}
     cfg = validated(raw)
-    assert cfg["pruning"] == {"scope": "layerwise", "output_rate_factor": 0.5, "rewind_round": 0}
+    assert cfg["pruning"] == {
+        "scope": "layerwise",
+        "output_rate_factor": 0.5,
+        "rewind_round": 0,
+        "structure": "unstructured",
+        "norm": "l1",
+    }
     assert cfg["training"]["lr"] == 0.05
     assert cfg["training"]["batch_size"] == 32
     assert cfg["training"]["local_epochs"] == 2
     assert cfg["eligibility"] == {"check_budget": True}
     assert cfg["vanilla"] == {"participation": "all"}
     assert cfg["summary"] == {"target_tolerance": 0.01}
-    assert {k: v for k, v in cfg["compute"].items() if k != "timing"} == {
+    expected_compute = {
         "train_threads": 1,
         "device": "auto",
         "engine": "inprocess",
         "precision": "fp32",
         "channels_last": "auto",
+        "checkpoint_every": 5,
     }
+    assert {k: cfg["compute"][k] for k in expected_compute} == expected_compute
     assert cfg["results_dir"] == "results"
     assert cfg["clients"]["partition"] == {"method": "iid"}
     assert cfg["clients"]["tiers"] == {"count": 3, "method": "quantile"}
@@ -75,7 +83,13 @@ def test_validate_keeps_given_values() -> None:
     raw = load("demo.yaml")
     raw["pruning"] = {"scope": "global"}
     cfg = validated(raw)
-    assert cfg["pruning"] == {"scope": "global", "output_rate_factor": 0.5, "rewind_round": 0}
+    assert cfg["pruning"] == {
+        "scope": "global",
+        "output_rate_factor": 0.5,
+        "rewind_round": 0,
+        "structure": "unstructured",
+        "norm": "l1",
+    }
 
 
 def _set(cfg: dict[str, Any], path: str, value: Any) -> None:
@@ -263,6 +277,8 @@ def test_prune_slice(demo: dict[str, Any]) -> None:
         "rate": 0.5,
         "scope": "layerwise",
         "output_rate_factor": 0.5,
+        "structure": "unstructured",
+        "norm": "l1",
     }
     assert isinstance(Experiment.load(demo).prune_slice("0.3")["rate"], float)
 
