@@ -297,7 +297,13 @@ def test_prune_and_rewind_stage(tmp_path, scope: str) -> None:
     card_in, card_out, params_out = tmp_path / "card.json", tmp_path / "ticket.json", tmp_path / "params.json"
     card_in.write_text(json.dumps(spec.as_dict()))
     rate, factor = 0.4, 0.5
-    params = {"rate": rate, "output_rate_factor": factor, "scope": scope}
+    params = {
+        "rate": rate,
+        "output_rate_factor": factor,
+        "scope": scope,
+        "structure": "unstructured",
+        "norm": "l1",
+    }
 
     prune_and_rewind(
         trained_weights=str(paths["trained"]),

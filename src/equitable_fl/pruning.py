@@ -7,8 +7,10 @@ spec, is pruned at its own rate (``rate × output_rate_factor``, 0 leaves it den
 position, so the same weights always give the same mask.
 
 A pruning step returns a :class:`Ticket`: the spec of the model to train next, its rewound weights and
-its mask. An unstructured ticket keeps the spec and shapes of θ0; a structured strategy may return a
-physically smaller spec, and the next phase builds its model from the ticket's spec.
+its mask. An unstructured ticket keeps the spec and shapes of θ0. A structured one
+(``structure="channels"``, see :mod:`equitable_fl.structured`) removes whole filters and hidden units
+instead and is a physically smaller dense model (all-ones mask) with the same parameter budget as the
+layer-wise unstructured ticket; the next phase builds its model from the ticket's spec.
 """
 
 from __future__ import annotations
@@ -18,18 +20,36 @@ from dataclasses import dataclass
 
 import torch
 
-from equitable_fl.mask import Mask
+from equitable_fl import structured
+from equitable_fl.mask import Mask, MaskError
 from equitable_fl.models import OUTPUT_LAYER
 from equitable_fl.modelspec import ModelSpec
+from equitable_fl.structured import Lineage
+
+STRUCTURES = ("unstructured", "channels")
 
 
 @dataclass(frozen=True)
 class PruneSettings:
+    """One pruning step's knobs; the prune stage passes every one from its config slice.
+
+    ``structure`` and ``norm`` default to what a direct library call has always meant (unstructured
+    magnitude pruning); the config's defaults are written in ``schema.yaml`` only.
+    """
+
     rate: float
     output_rate_factor: float
     output_layer: str = OUTPUT_LAYER  # the prune stage passes the ticket spec's own output layer
+    structure: str = "unstructured"
+    norm: str = "l1"  # channels only: how a filter's or hidden unit's weights are ranked
 
     def __post_init__(self) -> None:
+        if self.structure not in STRUCTURES:
+            raise ValueError(
+                f"unknown pruning.structure {self.structure!r}; choose one of {list(STRUCTURES)}"
+            )
+        if self.norm not in structured.NORMS:
+            raise ValueError(f"unknown pruning.norm {self.norm!r}; choose one of {list(structured.NORMS)}")
         if not 0.0 <= self.rate < 1.0:
             raise ValueError(f"pruning rate must be in [0, 1), got {self.rate}")
         if self.output_rate_factor < 0 or self.rate * self.output_rate_factor >= 1.0:
@@ -44,11 +64,15 @@ class PruneSettings:
 
 @dataclass(frozen=True)
 class Ticket:
-    """What phase k+1 trains: the model spec, its (rewound) weights and the mask that keeps them."""
+    """What phase k+1 trains: the model spec, its (rewound) weights and the mask that keeps them.
+
+    ``lineage`` (structured tickets only) says which of θ0's units the smaller model still has.
+    """
 
     spec: ModelSpec
     state: dict[str, torch.Tensor]
     mask: Mask
+    lineage: Lineage | None = None
 
 
 Strategy = Callable[[Mapping[str, torch.Tensor], Mask, PruneSettings], Mask]
@@ -123,6 +147,15 @@ def rewind(rewind_state: Mapping[str, torch.Tensor], mask: Mask) -> dict[str, to
     return state
 
 
+def unstructured_budget(mask: Mask, settings: PruneSettings) -> int:
+    """Prunable weights the layer-wise unstructured ticket keeps: the budget a structured step aims at."""
+    budget = 0
+    for name, keep in mask.items():
+        survivors = int(keep.sum())
+        budget += survivors - round(settings.rate_for(name) * survivors)
+    return budget
+
+
 def make_ticket(
     strategy: str,
     spec: ModelSpec,
@@ -130,7 +163,26 @@ def make_ticket(
     mask: Mask,
     rewind_state: Mapping[str, torch.Tensor],
     settings: PruneSettings,
+    lineage: Lineage | None = None,
 ) -> Ticket:
-    """Prune ``trained`` under ``mask`` and rewind the survivors: the next phase's ticket."""
-    new_mask = prune(strategy, trained, mask, settings)
-    return Ticket(spec, rewind(rewind_state, new_mask), new_mask)
+    """Prune ``trained`` under ``mask`` and rewind the survivors: the next phase's ticket.
+
+    ``lineage`` is the trained model's own (None: it has θ0's shape); ``rewind_state`` always has θ0's
+    shape and is cut to the units the ticket keeps.
+    """
+    if lineage is not None:
+        rewind_state = lineage.cut(rewind_state)
+    if settings.structure == "unstructured":
+        new_mask = prune(strategy, trained, mask, settings)
+        return Ticket(spec, rewind(rewind_state, new_mask), new_mask, lineage)
+    mask.check_fits(trained)
+    if mask.density != 1.0:
+        raise MaskError(
+            f"a channels step prunes a dense-shaped ticket, but the mask is {mask.sparsity:.1%} sparse: "
+            "was pruning.structure changed between steps? rerun from phase 1"
+        )
+    kept, narrow = structured.select_units(spec, trained, unstructured_budget(mask, settings), settings.norm)
+    new_lineage = (lineage or Lineage.identity(spec)).then(kept)
+    state = structured.slice_state(rewind_state, structured.chain(spec), kept)
+    structured.check_shapes(narrow, state)
+    return Ticket(narrow, state, Mask.ones_like(state, mask), new_lineage)

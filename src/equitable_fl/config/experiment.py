@@ -170,6 +170,8 @@ class Experiment:
             "rate": float(rate),
             "scope": p["scope"],
             "output_rate_factor": float(p["output_rate_factor"]),
+            "structure": p["structure"],
+            "norm": p["norm"],
         }
 
     def vanilla_slice(self, seed: int) -> dict[str, Any]:
