@@ -160,8 +160,8 @@ def test_check_lists_every_problem_at_once(demo: dict[str, Any]) -> None:
     ("edit", "match"),
     [
         (lambda c: c["clients"]["tiers"].update(thresholds=[0.5]), "3 tiers need 2 thresholds, got 1"),
-        (lambda c: c["clients"]["resources"].update(low=2.0, high=1.0), "low must be smaller than high"),
-        (lambda c: c["clients"].update(count=2), "clients.count 2 is smaller than the 3 tiers"),
+        (lambda c: c["clients"]["resources"].update(low=2.0, high=1.0), r"low: 2.0 must be smaller than"),
+        (lambda c: c["clients"].update(count=2), "clients.count: 2 is smaller than the 3 tiers"),
         (lambda c: c["pruning"].update(output_rate_factor=1 / 0.6), "must stay below 1"),
     ],
 )

@@ -133,8 +133,8 @@ def test_quantile_tiers_near_equal_and_ordered(n: int) -> None:
 
 def test_absolute_tiers_by_hand() -> None:
     scores = np.array([0.1, 0.3, 0.4, 0.5, 0.7, 0.8, 0.9])
-    tiers = assign_tiers(scores, {"count": 3, "method": "absolute", "thresholds": [0.8, 0.4]})
-    # thresholds are sorted; a score equal to a threshold reaches it
+    tiers = assign_tiers(scores, {"count": 3, "method": "absolute", "thresholds": [0.4, 0.8]})
+    # a score equal to a threshold reaches it
     assert tiers.tolist() == [3, 3, 2, 2, 2, 1, 1]
 
 
@@ -164,6 +164,12 @@ def test_more_tiers_and_single_tier() -> None:
         ({"count": 3, "thresholds": [0.0, 0.5]}, r"quantile thresholds must lie in \(0, 1\)"),
         ({"count": 3, "method": "absolute"}, "thresholds is required"),
         ({"count": 3, "method": "ranked", "thresholds": [0.3, 0.6]}, "must be 'quantile' or 'absolute'"),
+        # order-sensitive: never sorted silently
+        (
+            {"count": 3, "method": "absolute", "thresholds": [0.8, 0.4]},
+            r"\[0.8, 0.4\] is not in strictly increasing",
+        ),
+        ({"count": 3, "thresholds": [0.5, 0.5]}, r"not in strictly increasing order; allowed: .*\[0.5\]"),
     ],
 )
 def test_invalid_tier_config_raises(cfg: dict, match: str) -> None:

@@ -14,18 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from equitable_fl.architectures import ARCHITECTURES
+
 # The weight of the classification layer of every architecture here (pruned at its own rate).
 OUTPUT_LAYER = "output.weight"
 
-# name → default architecture options; a dataset's config may override any of them.
-ARCHITECTURES: dict[str, dict[str, Any]] = {
-    # McMahan et al.'s MNIST CNN ("FedAvg CNN"): 1.66 M parameters at these sizes.
-    "cnn28": {"channels": [32, 64], "kernel_size": 5, "hidden": 512, "pool_to": None},
-    # A VGG-style CNN for 3×32×32 images (CIFAR-10).
-    "cnn32": {"channels": [32, 64, 128], "kernel_size": 3, "hidden": 256, "pool_to": None},
-    # For image folders at any resolution: the last feature map is pooled to 4×4.
-    "cnn_rgb": {"channels": [32, 64, 128, 128], "kernel_size": 3, "hidden": 256, "pool_to": 4},
-}
+# name → default architecture options (written in equitable_fl.architectures, which needs no PyTorch)
+__all__ = ["ARCHITECTURES", "OUTPUT_LAYER", "ConvNet", "ModelConfigError"]
 
 
 class ModelConfigError(ValueError):

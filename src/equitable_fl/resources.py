@@ -13,6 +13,7 @@ bytes/s, bytes) for the simulated clock, placed by these resources (:mod:`equita
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -85,7 +86,12 @@ def assign_tiers(scores: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
         if method != "quantile":
             raise ResourceConfigError("tiers.thresholds is required when tiers.method is 'absolute'")
         thresholds = [k / count for k in range(1, count)]
-    thresholds = sorted(float(t) for t in thresholds)
+    thresholds = [float(t) for t in thresholds]
+    if any(b <= a for a, b in pairwise(thresholds)):
+        raise ResourceConfigError(
+            f"tiers.thresholds: {thresholds} is not in strictly increasing order; allowed: strictly "
+            f"increasing values, e.g. {sorted(set(thresholds))} (thresholds are never sorted for you)"
+        )
     if len(thresholds) != count - 1:
         raise ResourceConfigError(f"tiers: {count} tiers need {count - 1} thresholds, got {len(thresholds)}")
     if method == "quantile":

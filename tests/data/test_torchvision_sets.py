@@ -192,13 +192,16 @@ def test_the_five_datasets_are_registered():
         name: registry.get(name)
         for name in ("mnist", "fashion-mnist", "cifar10", "brain-mri", "plantvillage")
     }
+    # image folders: shape from the configured resolution, classes from the folders (the presets'
+    # default `classes` lists have 4 and 38 names)
     assert {n: (s.model, s.input_shape, s.num_classes) for n, s in specs.items()} == {
         "mnist": ("cnn28", (1, 28, 28), 10),
         "fashion-mnist": ("cnn28", (1, 28, 28), 10),
         "cifar10": ("cnn32", (3, 32, 32), 10),
-        "brain-mri": ("cnn_rgb", None, 4),
-        "plantvillage": ("cnn_rgb", None, 38),
+        "brain-mri": ("cnn_rgb", None, None),
+        "plantvillage": ("cnn_rgb", None, None),
     }
+    assert [len(specs[n].defaults()["classes"]) for n in ("brain-mri", "plantvillage")] == [4, 38]
     assert not any(s.embedded for s in specs.values())
 
 

@@ -7,8 +7,9 @@ from equitable_fl.config import Experiment
 from equitable_fl.data import registry
 from equitable_fl.grid import GridCell
 
-validate(config, schema="../schemas/config.schema.yaml")
+# Experiment.load first: its messages name the key, the value and what is allowed
 EXP = Experiment.load(config)
+validate(config, schema="../schemas/config.schema.yaml")
 LAYOUT = L.Layout(EXP.results_dir, EXP)
 P = L.PATTERN  # the wildcard cell: paths built from it are rule patterns
 
@@ -21,7 +22,7 @@ VARIANTS = EXP.variants
 NUM_PHASES = EXP.num_phases
 COMPUTE = EXP.compute
 # downloadable datasets get a fetch rule each; only those in the grid are ever run
-FETCHABLE = [n for n in DATASETS if not registry.get(n).embedded]
+FETCHABLE = [n for n in DATASETS if not EXP.dataset_spec(n).embedded]
 ENV = "../envs/equitable-fl.yaml"
 
 
@@ -50,8 +51,14 @@ def fetch_params(name):
     return options
 
 
+def kind_params(name):
+    """A fetch rule's ``kind`` param, only for a dataset the registry does not know (built-ins need
+    none); the fetch step records it in its marker, where the prepare step reads it."""
+    return {} if registry.default_kind(name) else {"kind": EXP.dataset_kind(name)}
+
+
 def prepare_inputs(wildcards):
-    if registry.get(wildcards.dataset).embedded:
+    if EXP.dataset_spec(wildcards.dataset).embedded:
         return []
     return LAYOUT.fetched(wildcards.dataset)
 

@@ -17,6 +17,7 @@ for _name in FETCHABLE:
         conda:
             ENV
         params:
+            **kind_params(_name),
             dataset=_name,
             options=fetch_params(_name),
             raw_dir=f"{DATA_DIR}/raw/{_name}",
@@ -38,7 +39,7 @@ rule prepare:
         options=lambda wc: EXP.dataset_options(wc.dataset),
         raw_dir=lambda wc: (
             None
-            if registry.get(wc.dataset).embedded
+            if EXP.dataset_spec(wc.dataset).embedded
             else f"{DATA_DIR}/raw/{wc.dataset}"
         ),
     script:

@@ -9,4 +9,5 @@ run_logged(
     options=snakemake.params.options,
     raw_dir=snakemake.params.raw_dir,
     done_marker=snakemake.output.marker,
+    kind=snakemake.params.get("kind"),
 )

@@ -10,4 +10,5 @@ run_logged(
     raw_dir=snakemake.params.raw_dir,
     out_npz=snakemake.output.npz,
     out_meta=snakemake.output.meta,
+    fetched=snakemake.input[0] if snakemake.input else None,
 )

@@ -24,6 +24,7 @@ from typing import Any
 from equitable_fl.config.checks import problems
 from equitable_fl.config.settings import ComputeSettings, TrainSettings
 from equitable_fl.config.validate import SchemaError, validated
+from equitable_fl.data import registry
 
 BASE_VARIANT = ""  # the config as written; its outputs carry no variant key in their paths
 VARIANT_SECTIONS = ("clients", "training", "phases", "pruning", "eligibility", "vanilla", "summary")
@@ -71,7 +72,7 @@ class Experiment:
             try:
                 variant_cfg = validated(_merged(raw, override))
             except SchemaError as exc:
-                found.append(f"grid.variants.{name}: {exc}")
+                found += [f"grid.variants.{name}: {p}" for p in exc.problems]
                 continue
             prefix = f"grid.variants.{name}: "
             found += [p for p in problems(variant_cfg, where=prefix) if p not in found]
@@ -133,8 +134,18 @@ class Experiment:
     def dataset_options(self, name: str) -> dict[str, Any]:
         return copy.deepcopy(self.cfg["datasets"][name].get("options") or {})
 
+    def dataset_kind(self, name: str) -> str:
+        """``datasets.<name>.kind``, or the registered dataset's own kind when the config omits it."""
+        return self.cfg["datasets"][name].get("kind") or registry.get(name).kind
+
+    def dataset_spec(self, name: str) -> registry.DatasetSpec:
+        """How dataset ``name`` is fetched and prepared (any name of kind ``image_folder`` resolves)."""
+        return registry.get(name, self.dataset_kind(name))
+
     def model_config(self, name: str) -> dict[str, Any]:
-        return copy.deepcopy(self.cfg["datasets"][name]["model"])
+        """``datasets.<name>.model``; without one, the default architecture of the dataset's kind."""
+        model = self.cfg["datasets"][name].get("model") or {"arch": self.dataset_spec(name).model}
+        return copy.deepcopy(model)
 
     # ---------------------------------------------------------------------------------------------
     # per-step slices (plain JSON-able dicts: Snakemake compares them, steps write them to params.json)

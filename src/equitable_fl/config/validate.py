@@ -17,9 +17,18 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, validators
 
+from equitable_fl.config.messages import describe
+
 
 class SchemaError(ValueError):
-    """The config breaks the schema: an unknown key, a wrong type or a value out of range."""
+    """The config breaks the schema: an unknown key, a wrong type or a value out of range.
+
+    ``problems`` holds one line per violation (key, value found, what is allowed).
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 @functools.cache
@@ -44,23 +53,20 @@ def _with_defaults(validator_class: Any) -> Any:
 _Filling = _with_defaults(Draft202012Validator)
 
 
-def _where(path: Any) -> str:
-    return ".".join(str(p) for p in path) or "(top level)"
-
-
 def validated(
     raw: Mapping[str, Any], sub_schema: Mapping[str, Any] | None = None, where: str = ""
 ) -> dict[str, Any]:
     """A deep copy of ``raw`` checked against the schema (or its sub-schema at ``where``), defaults filled.
 
-    Raises :class:`SchemaError` listing every violation with its key path.
+    Raises :class:`SchemaError` listing every violation: its key path, the value found and what is
+    allowed (:func:`~equitable_fl.config.messages.describe`).
     """
     cfg = copy.deepcopy(dict(raw))
     errors = sorted(_Filling(sub_schema or schema()).iter_errors(cfg), key=lambda e: list(e.path))
     if errors:
         prefix = [where] if where else []
-        lines = [f"{_where([*prefix, *e.path])}: {e.message}" for e in errors]
-        raise SchemaError("config does not match the schema:\n  - " + "\n  - ".join(lines))
+        lines = [describe(e, prefix) for e in errors]
+        raise SchemaError("config does not match the schema:\n  - " + "\n  - ".join(lines), lines)
     return cfg
 
 

@@ -1,6 +1,17 @@
-"""Brain-MRI and PlantVillage: archives of images in one sub-folder per class.
+"""Image-folder datasets: images in one sub-folder per class, from an archive or a local folder.
 
-Which public versions the defaults point to, and why:
+Any dataset name with ``kind: image_folder`` in the config is read by this module (its defaults are
+:data:`GENERIC`); Brain-MRI and PlantVillage are presets of the kind, with their own defaults
+(:data:`DEFAULTS`). Class names and their count come from the folders, or are checked against the
+``classes`` option when it lists them.
+
+Sources: a ``url`` (or list of mirrors) downloaded and verified by ``sha256``; a hand-downloaded
+``archive``; or a local ``folder`` that already holds the class folders, read in place. A folder needs
+no checksum (nothing is downloaded): ``fetch`` records the sha256 of its content
+(:func:`~equitable_fl.data.class_folders.tree_digest`) and, when ``sha256`` is set, checks it; ``prepare``
+refuses a folder whose content changed since it was fetched.
+
+Which public versions the presets point to, and why:
 
 - ``brain-mri``: the Kaggle "Brain Tumor MRI Dataset" by Masoud Nickparvar
   (https://www.kaggle.com/datasets/masoudnickparvar/brain-tumor-mri-dataset), the most used public
@@ -28,9 +39,12 @@ budget; 128 or 224 is one config value away. Class names are the sorted folder n
 sorted order, and a split is a seeded stratified one, so the same archive gives the same arrays.
 
 Config keys: ``url`` (one URL or a list, tried in order), ``filename`` (name of the downloaded archive
-under ``raw_dir``), ``archive`` (a hand-downloaded archive to use), ``sha256``, ``allow_unverified``,
-``root`` (folder inside the archive holding the class folders), ``layout`` (``split_folders`` with
-``train_folder``/``test_folder``, or ``single_folder`` split by ``test_size`` fraction and
+under ``raw_dir``; default: the archive's or the URL's file name, else ``<name>.zip``), ``archive`` (a
+hand-downloaded archive to use), ``folder`` (a local folder holding the class folders, used in place of
+an archive), ``sha256`` (of the archive, or of the folder's content), ``allow_unverified``,
+``root`` (folder inside the archive or folder holding the class folders; a preset's default ``root``
+is a path inside its archive and does not apply to a ``folder``), ``layout`` (``split_folders``
+with ``train_folder``/``test_folder``, or ``single_folder`` split by ``test_size`` fraction and
 ``split_seed``), ``classes`` (expected class names, or ``null`` to accept what is found),
 ``resolution``, ``train_limit``/``test_limit``/``limit_seed``, ``manual_dir``, ``timeout``,
 ``archive_limits`` (``{max_total_bytes, max_members, max_ratio}`` for the extraction; defaults in
@@ -49,16 +63,22 @@ import numpy as np
 from equitable_fl import io
 from equitable_fl.data.archive import safe_extract
 from equitable_fl.data.archive_limits import ArchiveLimits
+from equitable_fl.data.class_folders import (
+    class_folders,
+    list_images,
+    pin_folder,
+    unchanged_folder,
+)
 from equitable_fl.data.download import FetchError, RawDataError, download, file_digests, manual_dir
 from equitable_fl.data.prepared import PreparedDataset, stratified_split
 from equitable_fl.data.torchvision_sets import subsample
 
 log = logging.getLogger(__name__)
 
-NAMES = ("brain-mri", "plantvillage")
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+NAMES = ("brain-mri", "plantvillage")  # the presets
 EXTRACTED = "extracted"
 MARKER = "extracted.json"
+LAYOUTS = ("split_folders", "single_folder")
 
 PLANTVILLAGE_COMMIT = "40789680ba2e6382608dba47b397688fcbd0d04a"
 PLANTVILLAGE_CLASSES = (
@@ -102,8 +122,12 @@ PLANTVILLAGE_CLASSES = (
     "Tomato___healthy",
 )
 
-_COMMON: dict[str, Any] = {
+# Every option of the kind and its default for a new dataset name; presets override some of them.
+GENERIC: dict[str, Any] = {
+    "url": [],
+    "filename": None,
     "archive": None,
+    "folder": None,
     "sha256": None,
     "allow_unverified": False,
     "resolution": 64,
@@ -115,11 +139,16 @@ _COMMON: dict[str, Any] = {
     "manual_dir": None,
     "timeout": 30.0,
     "archive_limits": None,
+    "root": "",
+    "layout": "single_folder",
+    "train_folder": "train",
+    "test_folder": "test",
+    "classes": None,
 }
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "brain-mri": {
-        **_COMMON,
+        **GENERIC,
         "url": [],
         "filename": "brain-tumor-mri-dataset.zip",
         "root": "",
@@ -129,7 +158,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "classes": ["glioma", "meningioma", "notumor", "pituitary"],
     },
     "plantvillage": {
-        **_COMMON,
+        **GENERIC,
         "url": [f"https://github.com/spMohanty/PlantVillage-Dataset/archive/{PLANTVILLAGE_COMMIT}.zip"],
         "filename": f"PlantVillage-Dataset-{PLANTVILLAGE_COMMIT}.zip",
         "root": f"PlantVillage-Dataset-{PLANTVILLAGE_COMMIT}/raw/color",
@@ -154,21 +183,43 @@ class UnverifiedSourceError(FetchError):
     """No checksum is configured for an archive and unverified use was not allowed explicitly."""
 
 
+def defaults(name: str) -> dict[str, Any]:
+    """The default options of ``name``: a preset's, or :data:`GENERIC` for any other name."""
+    return dict(DEFAULTS.get(name, GENERIC))
+
+
 def options(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Defaults of ``name`` overlaid with ``cfg``, with ``url`` always a list."""
-    if name not in DEFAULTS:
-        raise ValueError(f"unknown image-folder dataset {name!r}; known: {', '.join(NAMES)}")
-    opts = {**DEFAULTS[name], **cfg}
+    """Defaults of ``name`` overlaid with ``cfg``, with ``url`` always a list and ``filename`` set.
+
+    The config checks (:mod:`equitable_fl.config.dataset_options`) report every bad option before any
+    job; these checks keep library callers from getting a silently ignored option.
+    """
+    unknown = sorted(set(cfg) - set(GENERIC))
+    if unknown:
+        raise ValueError(f"dataset {name!r}: unknown option(s) {unknown}; known options: {sorted(GENERIC)}")
+    opts = {**defaults(name), **cfg}
     url = opts["url"]
     opts["url"] = [] if url is None else [url] if isinstance(url, str) else [str(u) for u in url]
-    if opts["layout"] not in ("split_folders", "single_folder"):
-        raise ValueError(
-            f"dataset {name!r}: layout must be 'split_folders' or 'single_folder', got {opts['layout']!r}"
-        )
+    if opts["layout"] not in LAYOUTS:
+        raise ValueError(f"dataset {name!r}: layout must be one of {LAYOUTS}, got {opts['layout']!r}")
     if int(opts["resolution"]) <= 0:
         raise ValueError(f"dataset {name!r}: resolution must be positive, got {opts['resolution']}")
+    if opts["folder"] and (cfg.get("url") or cfg.get("archive")):  # a preset's default url gives way
+        raise ValueError(f"dataset {name!r}: give one source: `folder`, or `archive`/`url`, not both")
+    if opts["folder"] and "root" not in cfg:  # a preset's root is a path inside its archive
+        opts["root"] = GENERIC["root"]
+    opts["filename"] = opts["filename"] or default_filename(name, opts)
     opts["archive_limits"] = ArchiveLimits.from_options(opts["archive_limits"], name)
     return opts
+
+
+def default_filename(name: str, opts: dict[str, Any]) -> str:
+    """The archive file under ``raw_dir``: named as the hand-downloaded archive or the URL, or <name>.zip."""
+    if opts.get("archive"):
+        return Path(str(opts["archive"])).name
+    urls = opts.get("url") or []
+    tail = str(urls[0]).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] if urls else ""
+    return tail or f"{name}.zip"
 
 
 def _manual_archive(name: str, opts: dict[str, Any], raw_dir: Path) -> Path:
@@ -181,6 +232,9 @@ def fetch(name: str, cfg: dict[str, Any], raw_dir: Path) -> None:
     """Download (or pick up) the archive, verify it, and safely extract it to ``<raw_dir>/extracted``."""
     opts = options(name, cfg)
     raw_dir = Path(raw_dir)
+    if opts["folder"]:
+        pin_folder(name, Path(str(opts["folder"])), str(opts["root"] or ""), opts["sha256"], raw_dir)
+        return
     dest = raw_dir / str(opts["filename"])
     manual = _manual_archive(name, opts, raw_dir)
     sha256 = str(opts["sha256"]).lower() if opts["sha256"] else None
@@ -198,7 +252,7 @@ def fetch(name: str, cfg: dict[str, Any], raw_dir: Path) -> None:
         )
     except FetchError as exc:
         raise FetchError(
-            f"{exc}\nDownload it yourself from {_SOURCE_PAGES[name]} and put it at {manual}.",
+            f"{exc}\n{_where_to_get(name)} and put it at {manual}{_or_other_sources(name)}.",
             dataset=name,
             attempts=exc.attempts,
             manual_path=manual,
@@ -218,6 +272,17 @@ def fetch(name: str, cfg: dict[str, Any], raw_dir: Path) -> None:
     io.write_json(marker, record)
 
 
+def _where_to_get(name: str) -> str:
+    page = _SOURCE_PAGES.get(name)
+    return f"Download it yourself from {page}" if page else f"Download the archive of {name!r} yourself"
+
+
+def _or_other_sources(name: str) -> str:
+    return (
+        "" if name in _SOURCE_PAGES else ", or set `archive:` (an archive file) or `folder:` (class folders)"
+    )
+
+
 def _refuse_unverified(name: str, opts: dict[str, Any], dest: Path, manual: Path) -> None:
     lines = [
         f"dataset {name!r}: no sha256 is configured for {opts['filename']}, so a download cannot be verified."
@@ -228,7 +293,7 @@ def _refuse_unverified(name: str, opts: dict[str, Any], dest: Path, manual: Path
         lines.append(f"The file at {local} has sha256 {digest}; if you trust it, set `sha256: {digest}`.")
     else:
         if not opts["url"]:
-            lines.append(f"Download it yourself from {_SOURCE_PAGES[name]} and put it at {manual}.")
+            lines.append(f"{_where_to_get(name)} and put it at {manual}.")
         lines.append(
             f"Set `sha256:` for {name} in the config to the archive's sha256 (put a hand-downloaded copy at "
             f"{manual} and rerun to see its hash), or set `allow_unverified: true` to accept it unverified."
@@ -245,18 +310,18 @@ def prepare(name: str, cfg: dict[str, Any], raw_dir: Path | None) -> PreparedDat
     base = _base_folder(name, opts, raw_dir)
     if opts["layout"] == "split_folders":
         train_dir, test_dir = base / str(opts["train_folder"]), base / str(opts["test_folder"])
-        train_classes, test_classes = _class_folders(train_dir), _class_folders(test_dir)
+        train_classes, test_classes = class_folders(train_dir), class_folders(test_dir)
         if train_classes != test_classes:
             raise RawDataError(
                 f"dataset {name!r}: class folders differ between {train_dir} {train_classes} "
                 f"and {test_dir} {test_classes}"
             )
         classes = _check_classes(name, opts, train_classes, train_dir)
-        train_files, train_labels = _list_images(train_dir, classes)
-        test_files, test_labels = _list_images(test_dir, classes)
+        train_files, train_labels = list_images(train_dir, classes)
+        test_files, test_labels = list_images(test_dir, classes)
     else:
-        classes = _check_classes(name, opts, _class_folders(base), base)
-        files, labels = _list_images(base, classes)
+        classes = _check_classes(name, opts, class_folders(base), base)
+        files, labels = list_images(base, classes)
         n_test = round(float(opts["test_size"]) * len(files))
         if not 0 < n_test < len(files):
             raise ValueError(
@@ -272,6 +337,9 @@ def prepare(name: str, cfg: dict[str, Any], raw_dir: Path | None) -> PreparedDat
     keep_train = subsample(train_labels, opts["train_limit"], seed)
     keep_test = subsample(test_labels, opts["test_limit"], seed)
     marker = raw_dir / MARKER
+    source = {"archive": io.read_json(marker) if marker.is_file() else None}
+    if opts["folder"]:
+        source = {"folder": unchanged_folder(name, raw_dir)}
     return PreparedDataset(
         name=name,
         x_train=_load_images([train_files[i] for i in keep_train], res),
@@ -280,7 +348,7 @@ def prepare(name: str, cfg: dict[str, Any], raw_dir: Path | None) -> PreparedDat
         y_test=test_labels[keep_test],
         class_names=tuple(classes),
         source={
-            "archive": io.read_json(marker) if marker.is_file() else None,
+            **source,
             "url": opts["url"],
             "root": opts["root"],
             "layout": opts["layout"],
@@ -298,6 +366,8 @@ def prepare(name: str, cfg: dict[str, Any], raw_dir: Path | None) -> PreparedDat
 
 
 def _base_folder(name: str, opts: dict[str, Any], raw_dir: Path) -> Path:
+    if opts["folder"]:
+        return Path(str(opts["folder"])).expanduser().resolve() / str(opts["root"] or "")
     extracted = raw_dir / EXTRACTED
     base = extracted / str(opts["root"] or "")
     if not base.is_dir():
@@ -310,19 +380,6 @@ def _base_folder(name: str, opts: dict[str, Any], raw_dir: Path) -> Path:
     return base
 
 
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".") and path.name != "__MACOSX"
-
-
-def _class_folders(folder: Path) -> list[str]:
-    if not folder.is_dir():
-        raise RawDataError(f"class folder root {folder} does not exist")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and _visible(p))
-    if not classes:
-        raise RawDataError(f"{folder} has no class sub-folders")
-    return classes
-
-
 def _check_classes(name: str, opts: dict[str, Any], found: list[str], folder: Path) -> list[str]:
     expected = opts["classes"]
     if expected is not None and set(expected) != set(found):
@@ -333,33 +390,6 @@ def _check_classes(name: str, opts: dict[str, Any], found: list[str], folder: Pa
             f"missing {missing}, unexpected {extra} (set `classes: null` to accept the folders as they are)"
         )
     return found
-
-
-def _list_images(folder: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]:
-    """Image files per class in sorted relative-path order, and their labels."""
-    files: list[Path] = []
-    labels: list[int] = []
-    for label, cls in enumerate(classes):
-        class_dir = folder / cls
-        if not class_dir.is_dir():
-            raise RawDataError(f"class folder {class_dir} is missing")
-        found = sorted(
-            (
-                p
-                for p in class_dir.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in IMAGE_SUFFIXES
-                and all(_visible(Path(part)) for part in p.relative_to(class_dir).parts)
-            ),
-            key=lambda p: p.relative_to(class_dir).as_posix(),
-        )
-        if not found:
-            raise RawDataError(
-                f"class folder {class_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
-            )
-        files += found
-        labels += [label] * len(found)
-    return files, np.asarray(labels, dtype=np.int64)
 
 
 def _load_images(files: list[Path], resolution: int) -> np.ndarray:
