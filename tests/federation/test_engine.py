@@ -192,5 +192,5 @@ def test_engine_round_time_hook_lands_in_history() -> None:
 
 def test_get_engine_by_name() -> None:
     assert isinstance(get_engine("inprocess"), InProcessEngine)
-    with pytest.raises(ValueError, match=r"compute\.engine 'flower' is not available.*inprocess"):
-        get_engine("flower")
+    with pytest.raises(ValueError, match=r"compute\.engine 'warp' is not available.*flower.*inprocess"):
+        get_engine("warp")

@@ -251,8 +251,8 @@ def test_phase_one_twice_gives_identical_files(cell: Cell, tmp_path: Path) -> No
 
 def test_wrong_engine_fails_naming_compute_engine_and_writes_nothing(cell: Cell, tmp_path: Path) -> None:
     params = EXPERIMENT.phase_slice(1, SEED)
-    with pytest.raises(ValueError, match=r"compute\.engine 'flower' is not available.*inprocess"):
-        run_phase(cell, tmp_path / "bad", params, engine="flower")
+    with pytest.raises(ValueError, match=r"compute\.engine 'warp' is not available.*inprocess"):
+        run_phase(cell, tmp_path / "bad", params, engine="warp")
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 

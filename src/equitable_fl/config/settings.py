@@ -50,6 +50,7 @@ class ComputeSettings:
     precision: str
     channels_last: str | bool
     checkpoint_every: int
+    flower: dict[str, Any]
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> ComputeSettings:
@@ -63,6 +64,8 @@ class ComputeSettings:
             "engine": self.engine,
             "execution": self.execution(),
             "checkpoint_every": self.checkpoint_every,
+            # the Flower engine's settings reach only its jobs: in-process jobs' params stay as they were
+            **({"flower": self.flower} if self.engine == "flower" else {}),
         }
 
     def execution(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -109,10 +109,18 @@ class InProcessEngine:
         return PhaseRun(state, history, snapshots)
 
 
-ENGINES: dict[str, Callable[[Execution], Engine]] = {"inprocess": InProcessEngine}
+def _flower(execution: Execution, **options: Any) -> Engine:
+    # imported on use; it drives Flower through its command line and never imports flwr itself
+    from equitable_fl.federation.flower.engine import FlowerEngine
+
+    return FlowerEngine(execution, **options)
 
 
-def get_engine(name: str, execution: Execution = REFERENCE) -> Engine:
+ENGINES: dict[str, Callable[..., Engine]] = {"inprocess": InProcessEngine, "flower": _flower}
+
+
+def get_engine(name: str, execution: Execution = REFERENCE, **options: Any) -> Engine:
+    """The engine ``name`` (``compute.engine``) with its own ``options`` (flower: model_spec, settings)."""
     if name not in ENGINES:
         raise ValueError(f"compute.engine {name!r} is not available; choose one of {sorted(ENGINES)}")
-    return ENGINES[name](execution)
+    return ENGINES[name](execution, **options)

@@ -99,6 +99,7 @@ def _run(
     checkpoint: RoundCheckpoint | None = None,
     phase: int | None = None,
     participation_mode: str | None = None,
+    flower: dict[str, Any] | None = None,
 ) -> tuple[PhaseRun, PhaseRecord, dict[str, Any]]:
     """Build the strategy for ``plan`` and run it on the engine; return the run and its records."""
     model = spec.build().to(where)
@@ -136,8 +137,10 @@ def _run(
         len(strategy.eligible),
         len(fleet.profiles),
     )
+    # the Flower engine rebuilds the model on every node (its spec) and reads compute.flower
+    options = {"model_spec": spec, "settings": flower} if engine == "flower" else {}
     with RoundProgress(plan.label, plan.rounds) as progress:
-        run = get_engine(engine, execution).run(
+        run = get_engine(engine, execution, **options).run(
             strategy,
             model,
             start,
@@ -222,6 +225,7 @@ def phase(
     dense_card: str | None = None,
     execution: dict[str, Any] | None = None,
     checkpoint_every: int = 0,
+    flower: dict[str, Any] | None = None,
 ) -> None:
     """Train one Equitable-FL phase from its ticket; phase 1 also keeps the rewind point.
 
@@ -275,6 +279,7 @@ def phase(
             start_mask,
         ),
         phase=k,
+        flower=flower,
     )
     mask.save(out.mask)
     if out.rewind is not None and rewind_round is not None:
@@ -299,6 +304,7 @@ def vanilla(
     engine: str = "inprocess",
     execution: dict[str, Any] | None = None,
     checkpoint_every: int = 0,
+    flower: dict[str, Any] | None = None,
 ) -> None:
     """Dense FedAvg baseline: all clients (or only those that afford the dense model)."""
     where, ex = _setup(threads, device, engine, execution)
@@ -333,6 +339,7 @@ def vanilla(
         where=where,
         checkpoint=ckpt,
         participation_mode=mode,
+        flower=flower,
     )
     _write(out, run, record, participation, params, threads, ex)
     ckpt.clear()
