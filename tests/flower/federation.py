@@ -45,6 +45,7 @@ def flower_env(home: Path, ray_tmp: str | None = None) -> dict[str, str]:
         "FLWR_HOME": str(home),
         "FLWR_TELEMETRY_ENABLED": "0",
         "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",  # the simulation runtime's Ray would report usage otherwise
         # SuperExecs look for new runs every 0.2 s instead of 1 s: shorter rounds, same behaviour
         "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.2",
     }

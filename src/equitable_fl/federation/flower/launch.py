@@ -49,8 +49,8 @@ clientapp = "equitable_fl.federation.flower.client_app:app"
 job = ""  # the job folder (equitable_fl.federation.flower.job)
 """
 
-# No Flower tool may phone home (telemetry, update check): the pipeline runs offline.
-QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+# No Flower tool may phone home (telemetry, update check, Ray's usage stats): the pipeline runs offline.
+QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1", "RAY_USAGE_STATS_ENABLED": "0"}
 _STARTED = re.compile(r"Successfully started run (\d+)")
 STREAM_GRACE = 2.0  # seconds
 
