@@ -128,7 +128,7 @@ def test_train_settings_from_config_fills_schema_defaults_and_rejects_unknown() 
         "eval_batch_size": 1000,
     }
     assert partial == TrainSettings(**partial.as_dict())
-    with pytest.raises(SchemaError, match=r"'lrate'"):
+    with pytest.raises(SchemaError, match="lrate"):
         TrainSettings.from_config({"lrate": 0.1})
     with pytest.raises(SchemaError, match=r"client_fraction"):
         TrainSettings.from_config({"client_fraction": 0.0})

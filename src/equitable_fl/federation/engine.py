@@ -17,8 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,32 +26,11 @@ from equitable_fl.data.tensors import TensorData
 from equitable_fl.device import synchronize
 from equitable_fl.federation.client import MaskedParams, State, evaluate, train_client
 from equitable_fl.federation.execution import REFERENCE, Execution
+from equitable_fl.federation.protocol import Engine, PhaseRun
 from equitable_fl.federation.resume import RoundCheckpoint
 from equitable_fl.federation.strategy import EquitableStrategy
 from equitable_fl.progress import LOGGER_NAME
 from equitable_fl.records import RoundRecord
-
-
-@dataclass
-class PhaseRun:
-    """What an engine returns: the final global weights, one record per round, kept snapshots."""
-
-    state: State
-    history: list[RoundRecord]
-    snapshots: dict[int, State]
-
-
-class Engine(Protocol):
-    def run(
-        self,
-        strategy: EquitableStrategy,
-        model: nn.Module,
-        start_state: Mapping[str, torch.Tensor],
-        data: TensorData,
-        client_indices: Sequence[torch.Tensor],
-        on_round: Callable[[RoundRecord], None] | None = None,
-        checkpoint: RoundCheckpoint | None = None,
-    ) -> PhaseRun: ...
 
 
 class InProcessEngine:

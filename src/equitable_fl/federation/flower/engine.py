@@ -32,10 +32,10 @@ from torch import nn
 from equitable_fl.config.validate import schema, validated
 from equitable_fl.data.tensors import TensorData
 from equitable_fl.federation.client import ClientTask, State
-from equitable_fl.federation.engine import PhaseRun
 from equitable_fl.federation.execution import REFERENCE, Execution
 from equitable_fl.federation.flower import launch
 from equitable_fl.federation.flower.job import Job, Result, read_result, write_job
+from equitable_fl.federation.protocol import PhaseRun
 from equitable_fl.federation.strategy import EquitableStrategy
 from equitable_fl.modelspec import ModelSpec
 from equitable_fl.progress import LOGGER_NAME
