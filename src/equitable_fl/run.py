@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     os.write(fd, str(os.getpid()).encode())
     snakemake = snakemake_binary()
     if stale_locks(workdir):
-        print("clearing a Snakemake lock left behind by a run that was killed (no run of this folder is alive)")
+        print(
+            "clearing a Snakemake lock left behind by a run that was killed (no run of this folder is alive)"
+        )
         unlock = [snakemake, *args, "--unlock"]
         done = subprocess.run(unlock, capture_output=True, text=True)
         if done.returncode != 0:
