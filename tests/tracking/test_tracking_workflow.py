@@ -1,19 +1,16 @@
 """The tracked workflow for real: Snakemake on 4 cores, a 2 × 2 grid, a SQLite MLflow store, `mlflow server`.
 
 The tests of the ``finished`` run are order-dependent on purpose and share one working directory (one
-xdist group): reading the store and serving it come first, the reruns that change it come last.
+xdist group, with the browser tests that read the same run, see ``tiny_run``): reading the store and
+serving it come first, the reruns that change it come last, and moving the results folder away comes at
+the very end.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
+import shutil
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -27,32 +24,22 @@ from mlflow.tracking import MlflowClient
 
 from equitable_fl import io
 from equitable_fl.report import figures
-from equitable_fl.tracking import store
+from equitable_fl.tracking import precision, run_card
 from equitable_fl.tracking.cells import SERIES
+from tracking import tiny_run
+from tracking.tiny_run import EXPERIMENT, RATES, SEEDS
+from tracking.tiny_run import config as _cfg
+from tracking.tiny_run import uri as _uri
 
 # tests/workflow is importable as `workflow` because pytest puts tests/ on sys.path for packaged test dirs
-from workflow.snakemake_runner import jobs_run, run, tiny_config, write_config  # isort: skip
+from workflow.snakemake_runner import jobs_run, run, write_config  # isort: skip
 
 pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("tracking")]
 
-RATES = ("0.5", "0.6")
-SEEDS = (0, 1)
 ROUNDS = 2  # per phase, in tiny_config
 PHASES = (1, 2, 3)
-EXPERIMENT = store.default_experiment("results")
 TRAINING_RULES = {"prepare", "clients", "partition", "init_model", "phase1", "phase", "prune", "vanilla"}
-MLFLOW = Path(sys.executable).with_name("mlflow")
-
-
-def _cfg(rates: tuple[str, ...] = RATES, seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
-    cfg = tiny_config()
-    cfg["grid"]["pruning_rates"] = [float(r) for r in rates]
-    cfg["grid"]["seeds"] = list(seeds)
-    return cfg
-
-
-def _uri(workdir: Path) -> str:
-    return store.default_uri(workdir / "results")
+DOCS = Path(__file__).parents[2] / "docs" / "tracking.md"
 
 
 def _search(workdir: Path, filter_string: str = "") -> pd.DataFrame:
@@ -76,13 +63,7 @@ def _run_ids(workdir: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny 1 dataset × 2 rates × 2 seeds grid, run once with --cores 4 against the default store."""
-    workdir = tmp_path_factory.mktemp("tracked")
-    write_config(workdir, _cfg())
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-        run(workdir, "--cores", "4")
-    return workdir
+    return tiny_run.finished_run(tmp_path_factory)
 
 
 def _cell_dir(workdir: Path, seed: int) -> Path:
@@ -154,7 +135,7 @@ def test_parent_runs_carry_final_metrics_params_tags_and_artifacts(finished: Pat
     final = summary["final"]
     assert row["metrics.final_accuracy"] == pytest.approx(final["final_accuracy"])
     assert row["metrics.sparsity"] == pytest.approx(final["sparsity"])
-    assert row["metrics.size_reduction_pct"] == pytest.approx(final["size_reduction_pct"])
+    assert row["metrics.size_reduction_pct"] == round(final["size_reduction_pct"], 2)  # docs: to 0.01
     assert row["metrics.flop_speedup_model"] == pytest.approx(final["flop_speedup_model"])
     assert row["metrics.flop_speedup_training"] == pytest.approx(final["flop_speedup_training"])
     assert row["metrics.wallclock_speedup"] == pytest.approx(summary["measured"]["wallclock_speedup"])
@@ -177,12 +158,17 @@ def test_parent_runs_carry_final_metrics_params_tags_and_artifacts(finished: Pat
     def listing(path: str | None = None) -> set[str]:
         return {a.path for a in client.list_artifacts(run_id, path)}
 
-    assert listing() == {"figures", "summary", "sparsity"}
+    assert listing() == {"figures", "summary", "sparsity", run_card.NAME}
     assert listing("figures") == {f"figures/{n}.png" for n in figures.CELL_FIGURES}
     assert listing("sparsity") == {"sparsity/prune1", "sparsity/prune2"}
     local = client.download_artifacts(run_id, "summary/summary.json", str(finished / "dl"))
     assert Path(local).read_bytes() == (cell / "summary.json").read_bytes()
+    overview = Path(client.download_artifacts(run_id, run_card.NAME, str(finished / "dl"))).read_text()
+    assert "<h1>mnist-sample rate0.6 seed1 equitable-fl</h1>" in overview
+    assert f"{100 * final['final_accuracy']:.2f} %" in overview  # rendered from the logged metrics
+    assert overview.count("<tr><td>") == len(run_card.ROWS)
     children = _search(finished, f"tags.`mlflow.parentRunId` = '{run_id}' AND tags.phase = '2'")
+    assert children["params.method"].tolist() == ["equitable-fl"]  # every run says its method
     child_files = {a.path for a in client.list_artifacts(children["run_id"].iloc[0])}
     assert child_files == {
         "metrics.json",
@@ -201,6 +187,87 @@ def test_logged_json_lists_the_runs_in_the_store(finished: Path) -> None:
     for cell in logged["cells"]:
         assert parents.loc[cell["parent_run_id"], "tags.content_hash"] == cell["content_hash"]
         assert len(cell["child_run_ids"]) == (3 if cell["method"] == "equitable-fl" else 0)
+    # the documented entry point: the experiment's runs table in the machine-learning view
+    runs_path = f"#/experiments/{logged['experiment_id']}/runs?workflowType=machine_learning"
+    assert logged["runs_url"] == f"http://127.0.0.1:5000/{runs_path}"
+    assert logged["rebuilt"] is None
+    assert logged["runs_url"] in (finished / "results" / "logs" / "track.log").read_text()
+
+
+def test_runs_start_and_end_with_their_training(finished: Path) -> None:
+    """A run ends when its step wrote metrics.json and lasts its measured training seconds."""
+    client = MlflowClient(tracking_uri=_uri(finished))
+    logged = io.read_json(finished / "results" / "mlflow" / "logged.json")
+
+    def span(step_dir: Path) -> tuple[int, int]:
+        end = (step_dir / "metrics.json").stat().st_mtime_ns // 1_000_000
+        return end - round(1000 * io.read_json(step_dir / "timing.json")["train_seconds"]), end
+
+    def times(run_id: str) -> tuple[int, int]:
+        info = client.get_run(run_id).info
+        return info.start_time, info.end_time
+
+    for cell in logged["cells"]:
+        base = _cell_dir(finished, cell["seed"])
+        if cell["method"] == "vanilla":
+            assert times(cell["parent_run_id"]) == span(base / "vanilla")
+            continue
+        rate = base / f"rate{cell['pruning_rate']}"
+        spans = [span(base / "phase1"), span(rate / "phase2"), span(rate / "phase3")]
+        assert [times(cell["child_run_ids"][str(k)]) for k in PHASES] == spans
+        assert times(cell["parent_run_id"]) == (spans[0][0], spans[-1][1])
+        assert spans[0][1] <= spans[1][0] and spans[1][1] <= spans[2][0]  # phases one after the other
+
+
+def _documented_metrics() -> dict[str, dict[str, set[str]]]:
+    """docs/tracking.md's metric tables: per kind of run, the metrics marked ✓ (always) and (✓) (maybe)."""
+    text = DOCS.read_text(encoding="utf-8")
+    section = text[text.index("### Metrics") : text.index("### Artifacts")]
+    kinds = ("Equitable-FL parent", "phase child", "vanilla parent")
+    out: dict[str, dict[str, set[str]]] = {k: {"always": set(), "maybe": set()} for k in kinds}
+    header: list[str] | None = None
+    rows = 0
+    for line in section.splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == "metric":
+            header = cells
+            continue
+        if header is None or set(cells[0]) <= set("-: "):
+            continue
+        names = re.findall(r"`([a-z_]+)`", cells[0])
+        assert names, line
+        rows += 1
+        for kind in kinds:
+            mark = cells[header.index(kind)]
+            assert mark in ("✓", "(✓)", ""), line
+            if mark:
+                out[kind]["always" if mark == "✓" else "maybe"].update(names)
+    assert rows > 20, "the metric tables of docs/tracking.md were not found"
+    return out
+
+
+def test_docs_list_exactly_the_metrics_each_kind_of_run_logs(finished: Path) -> None:
+    documented = _documented_metrics()
+    parents = _parents(finished)
+    runs = {
+        "Equitable-FL parent": parents[parents["tags.method"] == "equitable-fl"]["run_id"],
+        "phase child": _search(finished, "tags.role = 'phase'")["run_id"],
+        "vanilla parent": parents[parents["tags.method"] == "vanilla"]["run_id"],
+    }
+    client = MlflowClient(tracking_uri=_uri(finished))
+    for kind, run_ids in runs.items():
+        always, maybe = documented[kind]["always"], documented[kind]["maybe"]
+        assert len(run_ids) > 0
+        for run_id in run_ids:
+            metrics = client.get_run(run_id).data.metrics
+            assert set(metrics) - always - maybe == set(), f"{kind}: logged but not in docs/tracking.md"
+            assert always - set(metrics) == set(), f"{kind}: in docs/tracking.md but not logged"
+            for name, value in metrics.items():  # derived percentages without float noise
+                if precision.is_percentage(name):
+                    assert value == round(value, precision.PERCENT_DECIMALS), (name, value)
 
 
 def test_comparison_tables_and_figure_come_from_the_store(finished: Path) -> None:
@@ -218,7 +285,8 @@ def test_comparison_tables_and_figure_come_from_the_store(finished: Path) -> Non
         assert row["final_accuracy_pct_mean"] == pytest.approx(acc.mean())
         assert row["final_accuracy_pct_std"] == pytest.approx(acc.std(ddof=1))
         assert row["accuracy_gap_pp_mean"] == pytest.approx(gaps.mean())
-        assert row["sparsity_pct_mean"] == pytest.approx(100.0 * cells["metrics.sparsity"].mean())
+        # per-cell percentages are rounded to 0.01 before averaging
+        assert row["sparsity_pct_mean"] == pytest.approx(100.0 * cells["metrics.sparsity"].mean(), abs=0.005)
     # the same numbers as the table built from the summaries, by another route
     by_rate = pd.read_csv(tables / "by_rate.csv")
     for col in (
@@ -227,7 +295,9 @@ def test_comparison_tables_and_figure_come_from_the_store(finished: Path) -> Non
         "accuracy_gap_pp_std",
         "size_reduction_pct_mean",
     ):
-        assert list(comparison[col]) == pytest.approx(list(by_rate[col]))
+        assert list(comparison[col]) == pytest.approx(list(by_rate[col]), abs=0.01)
+    # no float noise such as 96.89999999999999 in the CSV
+    assert not re.search(r"\d\.\d*(?:0{6}|9{6})\d", (tables / "comparison.csv").read_text())
     md = (tables / "comparison.md").read_text(encoding="utf-8")
     assert md.count("| mnist-sample |") == 2 and " ± " in md
     # the report's figure is drawn from comparison.csv: redrawing it from the CSV gives the same bytes
@@ -238,75 +308,43 @@ def test_comparison_tables_and_figure_come_from_the_store(finished: Path) -> Non
 
 
 _REPORT_ENTRY = re.compile(
-    r'"(results/[^"]+\.(?:png|csv))": \{"name": "[^"]*", "filename": "[^"]*", '
-    r'"labels": (?:null|\{[^}]*\}), "size": "[^"]*", "caption": "((?:[^"\\]|\\.)*)"'
+    r'"(results/[^"]+\.(?:png|csv|html))": \{"name": "[^"]*", "filename": "[^"]*", '
+    r'"labels": (null|\{[^}]*\}), "size": "[^"]*", "caption": "((?:[^"\\]|\\.)*)"'
 )
 
 
 def test_report_contains_every_figure_with_a_caption(finished: Path) -> None:
     run(finished, "--report", "results/report.html")
     html = (finished / "results" / "report.html").read_text(encoding="utf-8")
-    captions = dict(_REPORT_ENTRY.findall(html))
+    entries = {path: (json.loads(labels), caption) for path, labels, caption in _REPORT_ENTRY.findall(html)}
+    captions = {path: caption for path, (_, caption) in entries.items()}
     figures_made = {
         p.relative_to(finished).as_posix()
         for p in (finished / "results").rglob("figures/*.png")
         if "mlflow" not in p.parts  # the copies logged as MLflow artifacts
     }
     assert len(figures_made) == len(figures.FIGURES) + len(RATES) * len(SEEDS) * len(figures.CELL_FIGURES)
-    assert figures_made | {"results/tables/comparison.csv"} == set(captions)
+    assert figures_made | {"results/tables/comparison.html"} == set(captions)  # the table inline, as HTML
     for path, caption in captions.items():
         assert len(caption) > 80, path
     assert "0.6, seed 1" in captions["results/mnist-sample/seed1/rate0.6/figures/model_size.png"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for path, (labels, _) in entries.items():  # grid figures labelled like the per-cell ones
+        if "/figures/" in path:
+            assert set(labels) == {"figure", "pruning rate", "seed"}, path
+    assert entries["results/figures/model_size.png"][0] == {
+        "figure": "model size",
+        "pruning rate": "all",
+        "seed": "all",
+    }
+    # the front page carries the headline results (rendered in a browser by tests/browser)
+    assert "Headline results" in html and "pruning rate 0.6, sparsity" in html
 
 
 @pytest.fixture
 def mlflow_server(finished: Path) -> Iterator[str]:
     """`mlflow server` on the produced store, on a free local port; stopped by its PID afterwards."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    cmd = [
-        str(MLFLOW), "server",
-        "--backend-store-uri", _uri(finished),
-        "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1",
-    ]  # fmt: skip
-    log = (finished / "mlflow-server.log").open("w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=finished)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (finished / "mlflow-server.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not answer within 90 s"
-            time.sleep(0.5)
+    with tiny_run.mlflow_server(finished) as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)  # by PID; SIGTERM ends the server's workers too
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-        log.close()
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
 
 
 def _post(base: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -380,7 +418,7 @@ def test_rerunning_one_cell_replaces_only_that_cells_runs(finished: Path) -> Non
 
 def test_unreachable_store_fails_at_logging_and_rerun_logs_without_training(tmp_path: Path) -> None:
     write_config(tmp_path, _cfg(rates=("0.5",), seeds=(0,)))
-    port = _free_port()  # released at once: nothing listens there
+    port = tiny_run.free_port()  # released at once: nothing listens there
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
         failed = run(tmp_path, "--cores", "4", check=False)
@@ -404,3 +442,39 @@ def test_unreachable_store_fails_at_logging_and_rerun_logs_without_training(tmp_
     keys = sorted(_parents(tmp_path)["tags.run_key"])
     assert keys == ["mnist-sample/seed0/rate0.5/equitable-fl", "mnist-sample/seed0/vanilla"]
     assert len(_search(tmp_path, "tags.role = 'phase'")) == 3
+
+
+def test_a_results_folder_moved_elsewhere_gets_its_store_rebuilt(finished: Path, tmp_path: Path) -> None:
+    """Copy the results folder elsewhere and delete the original: the next plain run rebuilds the store.
+
+    Last in this module: it takes the shared run's results away (``tiny_run`` makes a new one if asked).
+    """
+    original = finished / "results"
+    old_artifacts = (original / "mlflow" / "artifacts").resolve().as_uri()
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(original, moved / "results")  # keeps file times, as cp -a does; no .snakemake
+    write_config(moved, _cfg())
+    shutil.rmtree(original)
+    rebuild = {"store_moved", "track", "compare", "tables_and_figures", "all"}
+    assert {job.rule for job in jobs_run(run(moved, "-n"))} == rebuild  # visible before it happens
+
+    proc = run(moved, "--cores", "2")
+    assert {job.rule for job in jobs_run(proc)} == rebuild  # nothing retrained
+    log = (moved / "results" / "logs" / "track.log").read_text()
+    assert f"its artifact root {old_artifacts} no longer exists" in log
+    assert "rebuilding the MLflow store" in log and "6 logged" in log
+    logged = io.read_json(moved / "results" / "mlflow" / "logged.json")
+    assert logged["rebuilt"]["recorded_artifact_root"] == old_artifacts
+    flags = list((moved / "results" / "mlflow").glob("moved-*.json"))
+    assert [io.read_json(f)["recorded_artifact_root"] for f in flags] == [old_artifacts]
+
+    client = MlflowClient(tracking_uri=_uri(moved))
+    root = client.get_experiment(logged["experiment_id"]).artifact_location
+    assert root == (moved / "results" / "mlflow" / "artifacts").resolve().as_uri()
+    for cell in logged["cells"]:
+        for run_id in [cell["parent_run_id"], *cell["child_run_ids"].values()]:
+            assert client.get_run(run_id).info.artifact_uri.startswith(root)
+        page = client.download_artifacts(cell["parent_run_id"], run_card.NAME, str(tmp_path / "dl"))
+        assert f"seed{cell['seed']}" in Path(page).read_text()  # artifacts readable where they now are
+    assert len(_run_ids(moved)) == 6 + 4 * 3  # the rebuilt runs only
+    assert jobs_run(run(moved, "-n")) == []  # and then the folder is current

@@ -42,6 +42,12 @@ rule tables_and_figures:
                 LAYOUT.figure(name),
                 caption=f"../report/{name}.rst",
                 category="Figures",
+                # labelled like the per-cell figures: these draw every rate and seed of each dataset
+                labels={
+                    "figure": name.replace("_", " "),
+                    "pruning rate": "all",
+                    "seed": "all",
+                },
             )
             for name in L.GRID_FIGURES
         ],

@@ -7,9 +7,27 @@
 include: "tracking_common.smk"
 
 
+# Only while the store is stale (tracking.relocate): its flag, named after the old and new artifact
+# roots, makes `track` run and rebuild the store.
+rule store_moved:
+    output:
+        tracking_relocate.flag_path(R),
+    wildcard_constraints:
+        pair="[0-9a-f]{12}",
+    log:
+        LAYOUT.log("store_moved-{pair}"),
+    localrule: True
+    conda:
+        ENV
+    threads: 1
+    script:
+        "../scripts/store_moved.py"
+
+
 rule track:
     input:
         tracking_inputs(),
+        store_moved_flags(),
     output:
         LAYOUT.logged(),
     log:
@@ -31,12 +49,18 @@ rule compare:
     input:
         LAYOUT.logged(),
     output:
-        csv=report(
-            LAYOUT.table("comparison.csv"),
+        csv=LAYOUT.table("comparison.csv"),
+        md=LAYOUT.table("comparison.md"),
+        html=report(
+            LAYOUT.table("comparison.html"),
             caption="../report/comparison.rst",
             category="Tables",
+            labels={
+                "table": "Equitable-FL vs vanilla FL",
+                "rows": "dataset × pruning rate",
+            },
         ),
-        md=LAYOUT.table("comparison.md"),
+        headline=LAYOUT.table("headline.rst"),
     log:
         LAYOUT.log("compare"),
     localrule: True

@@ -1,5 +1,6 @@
 # Helpers of rules/tracking.smk: which files each grid cell's MLflow runs are built from. Paths come from
 # equitable_fl.layout, cells from equitable_fl.grid; settings from the params.json each step wrote.
+from equitable_fl.tracking import relocate as tracking_relocate
 from equitable_fl.tracking import store as tracking_store
 
 
@@ -83,3 +84,14 @@ def tracking_inputs():
     for spec in tracking_cells():
         add(spec)
     return files
+
+
+def store_moved_flag():
+    """While the MLflow store points at another folder's artifacts (a copied, moved or pulled results
+    folder), one more input for `all` that makes `track` run and rebuild it; else none."""
+    return tracking_relocate.flags(R)
+
+
+def store_moved_flags():
+    """`track`'s: the current flag and those of earlier relocations (a stable set of inputs)."""
+    return tracking_relocate.flags(R, earlier=True)

@@ -12,4 +12,6 @@ run_logged(
     grid=dict(snakemake.params.grid),
     out_csv=snakemake.output.csv,
     out_md=snakemake.output.md,
+    out_html=snakemake.output.html,
+    out_headline=snakemake.output.headline,
 )

@@ -11,8 +11,10 @@ A *cell* is one parent run:
 
 Both kinds carry the per-round series (step = global round, counted across phases, so Equitable-FL and
 vanilla curves overlay in the UI): ``accuracy``, ``loss``, ``clients`` (clients that took part in the round)
-and ``bytes_communicated`` (down + up in the round). Final values use other names (``final_accuracy``,
-``sparsity``, ``size_reduction_pct``, the speed-ups …) and are logged at the last round's step.
+and ``round_bytes_communicated`` (down + up in the round). Final values use other names (``final_accuracy``,
+``sparsity``, ``size_reduction_pct``, the speed-ups …) and are logged at the last round's step. Every run
+carries a ``method`` param; every parent an ``overview.html`` at its artifact root (:mod:`.run_card`), and
+runs start and end when their training did (:mod:`.run_times`).
 
 Everything here is deterministic given the files: :meth:`CellRecord.content_hash` summarises it, and the
 logger compares that hash with the one stored on the existing run to decide between "keep" and "replace".
@@ -32,6 +34,7 @@ from typing import Any
 from equitable_fl import io
 from equitable_fl.grid import EQUITABLE, VANILLA, GridCell
 from equitable_fl.records import CellSummary, SimulatedTime, TimingRecord
+from equitable_fl.tracking import precision, run_card, run_times
 
 ROLE_CELL = "cell"
 ROLE_PHASE = "phase"
@@ -50,6 +53,9 @@ class RunRecord:
     metrics_step: int = 0
     series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     artifacts: list[tuple[str, str]] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)  # artifacts rendered here: root file name → text
+    start_ms: int | None = None  # the training's own times (run_times), not part of the content hash
+    end_ms: int | None = None
 
     def payload(self) -> dict[str, Any]:
         """JSON-able content, artifacts by content hash (so a moved results folder hashes the same)."""
@@ -63,6 +69,7 @@ class RunRecord:
             "artifacts": sorted(
                 [folder, Path(path).name, file_sha256(path)] for path, folder in self.artifacts
             ),
+            "texts": {k: hashlib.sha256(v.encode()).hexdigest() for k, v in sorted(self.texts.items())},
         }
 
 
@@ -183,8 +190,13 @@ def round_series(histories: Iterable[Sequence[Mapping[str, Any]]]) -> dict[str, 
 
 
 def _finite(values: Mapping[str, Any]) -> dict[str, float]:
-    """Drop missing values (a target never reached): MLflow metrics are numbers, absence means n/a."""
-    return {k: float(v) for k, v in values.items() if v is not None and not isinstance(v, bool)}
+    """Drop missing values (a target never reached): MLflow metrics are numbers, absence means n/a.
+
+    Derived percentages are rounded to the precision they are measured at (:mod:`.precision`).
+    """
+    return precision.metrics(
+        {k: float(v) for k, v in values.items() if v is not None and not isinstance(v, bool)}
+    )
 
 
 def _last_step(series: Mapping[str, list[tuple[int, float]]]) -> int:
@@ -265,6 +277,8 @@ def equitable_cell(spec: Mapping[str, Any]) -> CellRecord:
                 "dense_bytes": final.dense_bytes,
                 "bytes_communicated": final.bytes_communicated,
                 "vanilla_bytes_communicated": final.vanilla_bytes_communicated,
+                "clients_took_part": len({c for m in phases for r in m["history"] for c in r["clients"]}),
+                "eligible_clients": phases[-1]["eligible_clients"],
                 "flop_speedup_model": final.flop_speedup_model,
                 "flop_speedup_training": final.flop_speedup_training,
                 "rounds_speedup": rtt.rounds_speedup,
@@ -294,7 +308,7 @@ def equitable_cell(spec: Mapping[str, Any]) -> CellRecord:
         }
         if p.get("rewind"):
             child_tags["rewind_sha256"] = file_sha256(p["rewind"])
-        child_params = flatten(io.read_json(p["params"]))
+        child_params = {"method": cell.method, **flatten(io.read_json(p["params"]))}
         if p.get("prune_params"):
             child_params.update(flatten({"pruning": io.read_json(p["prune_params"])}))
         child_series = round_series([m["history"]])
@@ -325,6 +339,11 @@ def equitable_cell(spec: Mapping[str, Any]) -> CellRecord:
         )
         child.metrics_step = _last_step(child_series)
         children.append(child)
+    spans = [run_times.step_span(p["metrics"], t) for p, t in zip(spec["phases"], timings, strict=True)]
+    for child, (start_ms, end_ms) in zip(children, spans, strict=True):
+        child.start_ms, child.end_ms = start_ms, end_ms
+    parent.start_ms, parent.end_ms = run_times.enclosing(spans)
+    parent.texts[run_card.NAME] = run_card.render(parent.name, cell, parent.metrics)
     return CellRecord(key, EQUITABLE, cell.dataset, cell.seed, cell.rate, parent, children)
 
 
@@ -386,6 +405,8 @@ def vanilla_cell(spec: Mapping[str, Any]) -> CellRecord:
         ],
     )
     parent.metrics_step = _last_step(series)
+    parent.start_ms, parent.end_ms = run_times.step_span(spec["metrics"], t)
+    parent.texts[run_card.NAME] = run_card.render(parent.name, cell, parent.metrics)
     return CellRecord(key, VANILLA, cell.dataset, cell.seed, None, parent, [])
 
 

@@ -5,7 +5,12 @@ seeds. Each Equitable-FL parent run is paired with the vanilla parent run of the
 the vanilla columns and the gap average exactly the seeds that the Equitable-FL columns do. Column names
 and units are those of ``by_rate.csv`` (``equitable_fl.report.tables``): accuracies and ``*_pct`` in %,
 speed-ups as ratios vanilla / Equitable-FL. The accuracy-vs-sparsity figure is drawn from this table, so
-the report's figure and the cited numbers are the same numbers.
+the report's figure and the cited numbers are the same numbers. The same table is written as HTML for
+the report (``comparison.html``) with the front page's headline results (``headline.rst``).
+
+Percentages are rounded per cell to the precision they are measured at before averaging, and means and
+standard deviations keep ten significant digits (:mod:`equitable_fl.tracking.precision`): the CSV says
+``96.9``, not ``96.89999999999999``.
 
 Reading from the store rather than from the summaries is deliberate: what the table says is then exactly
 what users see and filter in the MLflow UI, and a cell missing from the store fails the table instead of
@@ -23,8 +28,8 @@ from filelock import FileLock
 
 from equitable_fl import io
 from equitable_fl.grid import EQUITABLE, VANILLA, GridCell, cells
-from equitable_fl.report import tables
-from equitable_fl.tracking import store
+from equitable_fl.report import html, tables
+from equitable_fl.tracking import precision, store
 from equitable_fl.tracking.cells import ROLE_CELL
 
 KEYS = ("dataset", "variant", "pruning_rate")
@@ -98,7 +103,7 @@ def paired_cells(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> pd.Da
             "method": _column(runs, "tags.method"),
             "dataset": _column(runs, "tags.dataset"),
             "seed": pd.to_numeric(_column(runs, "tags.seed"), errors="coerce"),
-            "variant": _column(runs, "tags.variant").fillna("").astype(str),
+            "variant": _column(runs, "tags.variant").astype(object).fillna("").astype(str),
             "rate": _column(runs, "tags.pruning_rate"),
             "final_accuracy": _floats(_column(runs, "metrics.final_accuracy")),
             **{metric: _floats(_column(runs, f"metrics.{metric}")) for metric in _EQ_METRICS},
@@ -149,6 +154,8 @@ def paired_cells(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> pd.Da
     out["accuracy_gap_pp"] = out["final_accuracy_pct"] - out["vanilla_accuracy_pct"]
     for metric, (column, scale) in _EQ_METRICS.items():
         out[column] = scale * paired[metric]
+    pct = [c for c in out.columns if precision.is_percentage(c)]
+    out[pct] = out[pct].round(precision.PERCENT_DECIMALS) + 0.0  # + 0.0: no "-0.0"
     return out.sort_values(["dataset", "variant", "pruning_rate", "seed"], kind="stable").reset_index(
         drop=True
     )
@@ -163,13 +170,22 @@ def comparison_table(runs: pd.DataFrame, grid: Mapping[str, Sequence[Any]]) -> p
     result = pd.DataFrame(index=mean.index)
     result["n_seeds"] = grouped.size().astype("int64")
     for metric in COMPARISON_METRICS:
-        result[f"{metric}_mean"] = mean[metric]
-        result[f"{metric}_std"] = std[metric]
+        result[f"{metric}_mean"] = mean[metric].map(precision.significant)
+        result[f"{metric}_std"] = std[metric].map(precision.significant)
     return result.reset_index()[list(COLUMNS)]
 
 
-def build(*, results_dir: str, grid: Mapping[str, Sequence[Any]], out_csv: str, out_md: str) -> pd.DataFrame:
-    """Read the parent runs from the store and write ``comparison.csv`` (full precision) and ``.md``."""
+def build(
+    *,
+    results_dir: str,
+    grid: Mapping[str, Sequence[Any]],
+    out_csv: str,
+    out_md: str,
+    out_html: str | None = None,
+    out_headline: str | None = None,
+) -> pd.DataFrame:
+    """Read the parent runs from the store; write ``comparison.csv``, ``.md`` and, if asked, ``.html`` and the
+    report's ``headline.rst``."""
     target = store.resolve(results_dir)
     target.lock_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.lock_path), timeout=1800):  # never read while another invocation logs
@@ -183,4 +199,8 @@ def build(*, results_dir: str, grid: Mapping[str, Sequence[Any]], out_csv: str, 
     )
     io.write_text(out_csv, table.to_csv(index=False, lineterminator="\n"))
     io.write_text(out_md, tables.to_markdown(table, TITLE, note=note))
+    if out_html is not None:
+        io.write_text(out_html, html.table_html(table, TITLE, note=note.replace("`", "")))
+    if out_headline is not None:
+        io.write_text(out_headline, html.headline_rst(table))
     return table

@@ -30,7 +30,7 @@ from filelock import FileLock
 
 from equitable_fl import io
 from equitable_fl.progress import LOGGER_NAME
-from equitable_fl.tracking import store
+from equitable_fl.tracking import relocate, store
 from equitable_fl.tracking.cells import ROLE_CELL, ROLE_PHASE, CellRecord, RunRecord, build_cells
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def _log_record(client: MlflowClient, run_id: str, record: RunRecord) -> None:
     """Params, tags, final metrics, per-round series and artifacts of one run, in as few calls as allowed."""
     from mlflow.entities import Metric, Param, RunTag
 
-    now = int(time.time() * 1000)
+    now = record.end_ms if record.end_ms is not None else int(time.time() * 1000)
     params = [Param(k, v) for k, v in sorted(record.params.items())]
     tags = [RunTag(k, v) for k, v in sorted(record.tags.items())]
     metrics = [Metric(k, v, now, record.metrics_step) for k, v in sorted(record.metrics.items())]
@@ -176,13 +176,17 @@ def _log_record(client: MlflowClient, run_id: str, record: RunRecord) -> None:
         client.log_batch(run_id, metrics=chunk)
     for path, folder in record.artifacts:
         client.log_artifact(run_id, path, folder or None)
+    for name, text in sorted(record.texts.items()):
+        client.log_text(run_id, text, name)
 
 
 def log_cell(
     client: MlflowClient, experiment_id: str, cell: CellRecord, digest: str, context: Mapping[str, str]
 ) -> Logged:
     """Write one cell: parent first, then each phase as a child, then the hash and FINISHED on the parent."""
-    parent = client.create_run(experiment_id, run_name=cell.parent.name, tags={"cell_key": cell.key})
+    parent = client.create_run(
+        experiment_id, start_time=cell.parent.start_ms, run_name=cell.parent.name, tags={"cell_key": cell.key}
+    )
     parent_id = parent.info.run_id
     _log_record(client, parent_id, cell.parent)
     client.log_batch(parent_id, tags=_tags(context))
@@ -190,15 +194,16 @@ def log_cell(
     for child in cell.children:
         run = client.create_run(
             experiment_id,
+            start_time=child.start_ms,
             run_name=child.name,
             tags={"cell_key": cell.key, PARENT_TAG: parent_id, HASH_TAG: digest},
         )
         _log_record(client, run.info.run_id, child)
         client.log_batch(run.info.run_id, tags=_tags(context))
-        client.set_terminated(run.info.run_id, "FINISHED")
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=child.end_ms)
         children[child.tags.get("phase", child.name)] = run.info.run_id
     client.set_tag(parent_id, HASH_TAG, digest)
-    client.set_terminated(parent_id, "FINISHED")
+    client.set_terminated(parent_id, "FINISHED", end_time=cell.parent.end_ms)
     return Logged(cell, digest, parent_id, children, "logged")
 
 
@@ -271,6 +276,9 @@ def track(
     target.lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(target.lock_path), timeout=LOCK_TIMEOUT_S)
     with lock:
+        stale = relocate.check(target)
+        if stale is not None:
+            relocate.rebuild(target, stale)
         client = store.open_client(target, results_dir)
         try:
             experiment_id = store.ensure_experiment(client, target)
@@ -282,12 +290,23 @@ def track(
             ) from exc
     counts = {a: sum(r.action == a for r in logged) for a in ("logged", "replaced", "kept")}
     log.info("done: %s", ", ".join(f"{n} {a}" for a, n in counts.items()))
+    runs_url = store.runs_url(target, experiment_id)
+    if target.default_store:
+        log.info(
+            "runs table: `mlflow ui --backend-store-uri %s --host 127.0.0.1 --port 5000`, then open %s",
+            target.uri,
+            runs_url,
+        )
+    else:
+        log.info("runs table: %s", runs_url)
     io.write_json(
         out_logged,
         {
             "tracking_uri": target.display_uri,
             "experiment": target.experiment,
             "experiment_id": experiment_id,
+            "runs_url": runs_url,
+            "rebuilt": stale.as_json() if stale is not None else None,
             "cells": sorted((r.as_json() for r in logged), key=lambda c: c["cell_key"]),
         },
     )

@@ -39,6 +39,13 @@ PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOU
 # settings win.
 LOGGING_ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
+# MLflow 3's UI opens an experiment on its GenAI overview unless the URL asks for the machine-learning
+# view; this path (after the UI's address) is the experiment's runs table. The kind tag says the same to
+# the UI's experiment settings.
+RUNS_PATH = "#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+DEFAULT_UI = "http://127.0.0.1:5000"  # `mlflow ui --host 127.0.0.1 --port 5000`, as docs/tracking.md says
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
 EXPERIMENT_NOTE = (
     "Equitable-FL reproduction (arXiv 2309.00864). One parent run per grid cell: Equitable-FL per "
     "(dataset, pruning rate, seed) with one child run per phase, vanilla FL per (dataset, seed). Filter "
@@ -113,6 +120,24 @@ def resolve(results_dir: str | os.PathLike[str], environ: Mapping[str, str] | No
         lock_path=store_dir(results_dir).resolve() / LOCK_NAME,
         default_store=not user_uri,
     )
+
+
+def runs_path(experiment_id: str) -> str:
+    """``#/experiments/<id>/runs?workflowType=machine_learning``: append to the UI's address."""
+    return RUNS_PATH.format(experiment_id=experiment_id)
+
+
+def runs_url(target: Target, experiment_id: str) -> str:
+    """Where the runs table is: on the tracking server itself, or on ``mlflow ui`` started as documented
+    (``--host 127.0.0.1 --port 5000``) for a SQLite store."""
+    parts = urlsplit(target.uri)
+    if parts.scheme in ("http", "https"):
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port is not None else host
+        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    else:
+        base = DEFAULT_UI
+    return f"{base}/{runs_path(experiment_id)}"
 
 
 def describe(results_dir: str | os.PathLike[str]) -> dict[str, str]:
@@ -192,7 +217,11 @@ def ensure_experiment(client: MlflowClient, target: Target) -> str:
             return client.create_experiment(
                 target.experiment,
                 artifact_location=target.artifact_location,
-                tags={"mlflow.note.content": EXPERIMENT_NOTE, "project": EXPERIMENT_PREFIX},
+                tags={
+                    "mlflow.note.content": EXPERIMENT_NOTE,
+                    "project": EXPERIMENT_PREFIX,
+                    **EXPERIMENT_KIND,
+                },
             )
         except MlflowException:
             exp = client.get_experiment_by_name(target.experiment)
@@ -200,15 +229,18 @@ def ensure_experiment(client: MlflowClient, target: Target) -> str:
                 raise
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
+    for key, value in EXPERIMENT_KIND.items():
+        if exp.tags.get(key) != value:
+            client.set_experiment_tag(exp.experiment_id, key, value)
     if target.artifact_location is not None and exp.artifact_location != target.artifact_location:
-        # MLflow stores artifact locations as absolute paths: a copied or moved results folder still points
-        # at the old one. Logging works, but the artifacts land there; say so instead of hiding it.
+        # MLflow stores artifact locations as absolute paths. The workflow's own store is rebuilt before
+        # this point when they do not match (tracking.relocate); a database named by MLFLOW_TRACKING_URI
+        # may hold other experiments, so it is left alone: say so instead of hiding it.
         logging.getLogger(LOGGER_NAME).warning(
-            "experiment %r keeps its artifacts in %s, not in %s (was the results folder copied or moved?); "
-            "delete %s and rerun `snakemake -R track` to rebuild the store in place",
+            "experiment %r keeps its artifacts in %s, not in %s (was the database copied or moved?); "
+            "delete its database, or unset MLFLOW_TRACKING_URI, to rebuild the store from the result files",
             target.experiment,
             exp.artifact_location,
             target.artifact_location,
-            target.lock_path.parent,
         )
     return str(exp.experiment_id)
