@@ -43,6 +43,7 @@ COMPARISON_METRICS = (
     "flop_speedup_training",
     "rounds_speedup",
     "wallclock_speedup",
+    "simulated_time_speedup",
 )
 COLUMNS = (*KEYS, "n_seeds", *(f"{m}_{s}" for m in COMPARISON_METRICS for s in ("mean", "std")))
 TITLE = "Equitable-FL vs vanilla FL (dataset × pruning rate, mean ± std over seeds), from MLflow"
@@ -55,6 +56,7 @@ _EQ_METRICS = {
     "flop_speedup_training": ("flop_speedup_training", 1.0),
     "rounds_speedup": ("rounds_speedup", 1.0),
     "wallclock_speedup": ("wallclock_speedup", 1.0),
+    "simulated_time_speedup": ("simulated_time_speedup", 1.0),
 }
 
 
