@@ -12,10 +12,10 @@ include: "tracking_common.smk"
 rule store_moved:
     output:
         tracking_relocate.flag_path(R),
-    wildcard_constraints:
-        pair="[0-9a-f]{12}",
     log:
         LAYOUT.log("store_moved-{pair}"),
+    wildcard_constraints:
+        pair="[0-9a-f]{12}",
     localrule: True
     conda:
         ENV

@@ -88,7 +88,8 @@ def tracking_inputs():
 
 def store_moved_flag():
     """While the MLflow store points at another folder's artifacts (a copied, moved or pulled results
-    folder), one more input for `all` that makes `track` run and rebuild it; else none."""
+    folder), one more input for `all` that makes `track` run and rebuild it; else none.
+    """
     return tracking_relocate.flags(R)
 
 
