@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .snakemake_runner import REPO, jobs_run, tiny_config, write_config
+from .snakemake_runner import copy_project, jobs_run, tiny_config, write_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("dvc")]
 
@@ -18,8 +17,10 @@ VENV = Path(sys.executable).parent.parent
 
 
 def _env() -> dict[str, str]:
+    # the workflow's own store: an MLFLOW_TRACKING_URI left by another test would redirect tracking
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return {
-        **os.environ,
+        **inherited,
         "VENV": str(VENV),
         "NO_INSTALL": "1",  # drive `make` with the test's venv; never install the temporary copy into it
         "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ['PATH']}",
@@ -39,18 +40,6 @@ def _sh(cwd: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _copy_project(dest: Path) -> None:
-    """The project's files as a clone would have them (tracked + new, not ignored)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        src = REPO / rel
-        if src.is_file() and not rel.startswith("tests/"):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-
-
 def _versioned(root: Path) -> dict[str, bytes]:
     results = root / "results" / "demo"
     files = [
@@ -63,7 +52,7 @@ def _versioned(root: Path) -> dict[str, bytes]:
 
 def test_push_then_pull_into_fresh_clone_restores_masks_and_data(tmp_path: Path) -> None:
     repo, clone, remote = tmp_path / "repo", tmp_path / "clone", tmp_path / "remote"
-    _copy_project(repo)
+    copy_project(repo)
     cfg = tiny_config(results_dir="results/demo")
     cfg["grid"]["pruning_rates"] = [0.5]
     (repo / "config" / "demo.yaml").unlink()
@@ -84,8 +73,13 @@ def test_push_then_pull_into_fresh_clone_restores_masks_and_data(tmp_path: Path)
     _sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
     assert not (clone / "results").exists()
     _sh(clone, "dvc", "remote", "modify", "--local", "local", "url", str(remote))
-    _sh(clone, "make", "pull", "STAGE=demo")
+    pulled = _sh(clone, "make", "pull", "STAGE=demo")
     assert _versioned(clone) == pushed
+    # after a complete pull only the MLflow store is rebuilt for its new place: nothing is trained
+    rules = {j.rule for j in jobs_run(pulled)}
+    assert {"store_moved", "track"} <= rules
+    assert rules & {"phase1", "phase", "prune", "vanilla", "init_model"} == set()
+    assert (clone / "results" / "demo" / "mlflow" / "logged.json").is_file()
 
     dry = _sh(
         clone,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .snakemake_runner import REPO, tiny_config, write_config
+from .snakemake_runner import REPO, copy_project, tiny_config, write_config
 
 sys.path.insert(0, str(REPO / "tests" / "parity"))
 from parity import digest
@@ -37,21 +37,6 @@ def _config(tmp: Path) -> Path:
     cfg["phases"] = [{"rounds": 6}, {"rounds": 1}, {"rounds": 1}]
     cfg["compute"] = {"train_threads": 1, "checkpoint_every": 2}
     return write_config(tmp, cfg)
-
-
-def _copy_project(dest: Path) -> None:
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        src = REPO / rel
-        if src.is_file() and not rel.startswith("tests/"):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            dest.joinpath(rel).write_bytes(src.read_bytes())
-    (dest / "workflow" / "schemas" / "config.schema.yaml").unlink(missing_ok=True)
-    (dest / "workflow" / "schemas" / "config.schema.yaml").symlink_to(
-        "../../src/equitable_fl/config/schema.yaml"
-    )
 
 
 def _make(project: Path, config: Path) -> subprocess.Popen[str]:
@@ -99,7 +84,7 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 600) -> str:
 def test_sigkill_mid_phase_then_same_command_resumes_to_identical_results(tmp_path: Path) -> None:
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     for project in (reference, killed):
-        _copy_project(project)
+        copy_project(project)
     _finish(_make(reference, _config(reference)))
 
     proc = _make(killed, _config(killed))
