@@ -367,16 +367,13 @@ class CellSummary:
     measured: Measured
     variant: str = ""
     simulated: SimulatedTime | None = None  # None: the clients have no devices (a clients.json from before)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out.pop("extra")
         if not self.variant:
             out.pop("variant")  # the base config's cells read as they always have
         if self.simulated is None:
             out.pop("simulated")
-        out.update(self.extra)
         return out
 
     @classmethod

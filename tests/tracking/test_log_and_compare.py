@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from equitable_fl.grid import GridCell
 from equitable_fl.report import figures
 from equitable_fl.stages import report as report_stage
 from equitable_fl.tracking import compare, store
@@ -26,7 +27,6 @@ from equitable_fl.tracking.cells import (
     VANILLA,
     CellRecord,
     RunRecord,
-    cell_key,
 )
 from equitable_fl.tracking.log_cells import sync_cells
 
@@ -46,7 +46,7 @@ def _series(first: int, rounds: int, acc: float) -> dict[str, list[tuple[int, fl
 
 def eq_cell(dataset: str, seed: int, rate: str, acc: float, **metrics: float) -> CellRecord:
     """An Equitable-FL cell with two phases of two rounds and the given final metrics."""
-    key = cell_key(EQUITABLE, dataset, seed, rate)
+    key = GridCell(dataset, seed, rate).key
     base = {"method": EQUITABLE, "dataset": dataset, "seed": str(seed), "pruning_rate": rate, "cell_key": key}
     parent = RunRecord(
         name=f"{dataset} rate{rate} seed{seed}",
@@ -71,7 +71,7 @@ def eq_cell(dataset: str, seed: int, rate: str, acc: float, **metrics: float) ->
 
 
 def van_cell(dataset: str, seed: int, acc: float) -> CellRecord:
-    key = cell_key(VANILLA, dataset, seed)
+    key = GridCell(dataset, seed).key
     parent = RunRecord(
         name=f"{dataset} seed{seed} vanilla",
         params={"dataset": dataset, "seed": str(seed)},

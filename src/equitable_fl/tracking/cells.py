@@ -103,12 +103,6 @@ class CellRecord:
         }
 
 
-def cell_key(method: str, dataset: str, seed: int, pruning_rate: str | None = None, variant: str = "") -> str:
-    """``mnist/seed0/rate0.5/equitable-fl`` or ``mnist/seed0/vanilla``: the run_key of a parent run."""
-    cell = GridCell(dataset, int(seed), pruning_rate if method == EQUITABLE else None, variant)
-    return cell.key
-
-
 @functools.cache
 def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
     return io.sha256_file(path)
