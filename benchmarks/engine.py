@@ -8,6 +8,9 @@ training (20 clients × 200 real MNIST digits by default), for
   code does);
 - the project's in-process engine (:class:`equitable_fl.federation.engine.InProcessEngine`) in fp32 and,
   where the CPU has native bf16, bf16 autocast, each contiguous and channels_last;
+- with ``--threads N`` ≥ 2, also the engine's worker processes (``compute.workers``): N processes × 1
+  thread (channels_last, each precision), against the same execution in 1 process × N threads on the
+  same clients; a pool is timed on its second round, as in a phase whose workers live for all rounds;
 
 measured interleaved round by round in this one process (same clients, same batches, same threads), as
 medians, with ratios to the research loop and the share of the measured 1-thread matmul peak
@@ -89,17 +92,22 @@ def research_round(
 
 def engine_round(
     spec: ModelSpec, start: dict[str, torch.Tensor], data: TensorData, parts: list[torch.Tensor],
-    settings: TrainSettings, execution: Execution, cost: ModelCost, rnd: int,
+    settings: TrainSettings, execution: Execution, cost: ModelCost, rnd: int, workers: int = 0,
 ) -> float:  # fmt: skip
-    """One round of the project's engine; returns the client-training seconds it measured itself."""
+    """One round of the project's engine; returns the client-training seconds it measured itself.
+
+    With ``workers`` the phase runs two rounds and the second is timed: the pool's start and its
+    workers' first touch of the model are paid once per phase, not once per round.
+    """
     model = spec.build()
     mask = Mask.ones_like(start, spec.prunable(model))
     profiles = [ClientProfile(c, 1.0, 1.0, 1.0, 1.0, 1) for c in range(len(parts))]
-    plan = PhasePlan("bench", seed=rnd, stream=1, rounds=1, settings=settings, admitted_tiers=None,
+    rounds = 2 if workers else 1
+    plan = PhasePlan("bench", seed=rnd, stream=1, rounds=rounds, settings=settings, admitted_tiers=None,
                      check_budget=False)  # fmt: skip
     strategy = EquitableStrategy(plan, profiles, [len(p) for p in parts], mask, cost, cost)
-    run = InProcessEngine(execution).run(strategy, model, start, data, parts)
-    return run.history[0].train_seconds
+    run = InProcessEngine(execution, workers=workers).run(strategy, model, start, data, parts)
+    return run.history[-1].train_seconds
 
 
 def main() -> None:
@@ -147,6 +155,15 @@ def main() -> None:
             ex = Execution(precision, layout)
             name = f"engine {precision}{' channels_last' if layout else ''}"
             variants[name] = lambda r, ex=ex: engine_round(spec, start, data, parts, settings, ex, cost, r)
+    pools: dict[str, str] = {}  # worker variant → the same execution in one process
+    if args.threads > 1:
+        for precision in peaks:
+            ex = Execution(precision, True)
+            name = f"engine {precision} channels_last, {args.threads} workers × 1 thread"
+            variants[name] = lambda r, ex=ex: engine_round(
+                spec, start, data, parts, settings, ex, cost, r, workers=args.threads
+            )
+            pools[name] = f"engine {precision} channels_last"
     times: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(args.rounds + 1):
         order = list(variants) if r % 2 == 0 else list(reversed(variants))
@@ -157,16 +174,23 @@ def main() -> None:
 
     base = n / statistics.median(times["research loop (fp32)"])
     print(
-        f"\n{'variant':<30} {'samples/s':>10} {'× research':>11} {'% of fp32 peak':>15} {'% of own peak':>14}"
+        f"\n{'variant':<48} {'samples/s':>10} {'× research':>11} {'% of fp32 peak':>15} {'% of own peak':>14}"
     )
     for name, ts in times.items():
         sps = n / statistics.median(ts)
         precision = "bf16" if "bf16" in name else "fp32"
         gflops = sps * flops_per_sample / 1e9
-        print(f"{name:<30} {sps:>10.0f} {sps / base:>10.2f}× {100 * gflops / peaks['fp32']:>14.0f}% "
+        print(f"{name:<48} {sps:>10.0f} {sps / base:>10.2f}× {100 * gflops / peaks['fp32']:>14.0f}% "
               f"{100 * gflops / peaks[precision]:>13.0f}%")  # fmt: skip
+    for pool, single in pools.items():
+        # paired by round (both ran back to back), so load that drifts hits both alike
+        ratio = statistics.median(s / p for s, p in zip(times[single], times[pool], strict=True))
+        print(f"{pool} against 1 process × {args.threads} threads: {ratio:.2f}× (median paired ratio)")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\ntraining FLOPs per sample {flops_per_sample / 1e6:.1f} M; peak RSS {rss_mb:.0f} MB")
+    workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\ntraining FLOPs per sample {flops_per_sample / 1e6:.1f} M; peak RSS {rss_mb:.0f} MB"
+          + (f" (largest worker {workers_mb:.0f} MB, shared pages counted)" if pools else "")
+          + f"; load average after {os.getloadavg()[0]:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

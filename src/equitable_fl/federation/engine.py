@@ -10,13 +10,19 @@ strategy's protocol, the same one a Flower deployment runs:
         state   = strategy.aggregate(updates, state)                       # ServerApp: aggregate_train
         acc     = evaluate(model, state, …)                                # ServerApp: evaluate_fn
         record  = strategy.account(r, tasks, updates, acc, …)
+
+With ``workers`` ≥ 2 (``compute.workers``, resolved by the stage) the cohort is trained in that many
+forked processes of one thread each (:class:`~equitable_fl.federation.workers.WorkerPool`), started
+when the phase starts and stopped when it ends or fails; aggregation, evaluation, accounting and
+checkpoints stay here, so the results are those of the serial engine at one thread, bit for bit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -24,20 +30,54 @@ from torch import nn
 
 from equitable_fl.data.tensors import TensorData
 from equitable_fl.device import synchronize
-from equitable_fl.federation.client import MaskedParams, State, evaluate, train_client
+from equitable_fl.federation.client import (
+    ClientTask,
+    ClientUpdate,
+    MaskedParams,
+    State,
+    evaluate,
+    train_client,
+)
 from equitable_fl.federation.execution import REFERENCE, Execution
 from equitable_fl.federation.protocol import Engine, PhaseRun
 from equitable_fl.federation.resume import RoundCheckpoint
 from equitable_fl.federation.strategy import EquitableStrategy
+from equitable_fl.federation.workers import WorkerPool
 from equitable_fl.progress import LOGGER_NAME
 from equitable_fl.records import RoundRecord
 
+CohortTrainer = Callable[[State, Sequence[ClientTask]], list[ClientUpdate]]
+
 
 class InProcessEngine:
-    """Every client of the cohort trained in this process, in cohort order, on one reused model."""
+    """Every client of the cohort trained in this job: in cohort order on one reused model, or in
+    ``workers`` (≥ 2) worker processes of one thread each; ``worker_pids`` are the last run's workers."""
 
-    def __init__(self, execution: Execution = REFERENCE) -> None:
+    def __init__(self, execution: Execution = REFERENCE, workers: int = 0) -> None:
         self.execution = execution
+        self.workers = int(workers)
+        self.worker_pids: tuple[int, ...] = ()
+
+    @contextlib.contextmanager
+    def _cohort_trainer(
+        self,
+        model: nn.Module,
+        masked: MaskedParams,
+        data: TensorData,
+        client_indices: Sequence[torch.Tensor],
+        template: State,
+    ) -> Iterator[CohortTrainer]:
+        """How a round's tasks are trained: here, one after the other, or by a pool alive meanwhile."""
+        ex = self.execution
+        self.worker_pids = ()
+        if self.workers < 2:
+            yield lambda state, tasks: [
+                train_client(model, state, masked, data, client_indices[t.client], t, ex) for t in tasks
+            ]
+            return
+        with WorkerPool(self.workers, model, masked, data, client_indices, template, ex) as pool:
+            self.worker_pids = pool.pids
+            yield pool.train
 
     def run(
         self,
@@ -67,23 +107,24 @@ class InProcessEngine:
             history, snapshots = resumed.history, resumed.snapshots
             first = resumed.round + 1
             logging.getLogger(LOGGER_NAME).info("%s: resuming after round %d", plan.label, resumed.round)
-        for rnd in range(first, plan.rounds + 1):
-            tasks = strategy.configure_round(rnd, strategy.available(rnd))
-            synchronize(device)
-            t0 = time.perf_counter()
-            updates = [train_client(model, state, masked, data, client_indices[t.client], t) for t in tasks]
-            synchronize(device)
-            train_seconds = time.perf_counter() - t0
-            state = strategy.aggregate(updates, state)
-            accuracy, loss = evaluate(model, state, data, plan.settings.eval_batch_size, ex)
-            record = strategy.account(rnd, tasks, updates, accuracy, loss, train_seconds)
-            history.append(record)
-            if rnd in plan.snapshot_rounds:
-                snapshots[rnd] = {k: v.clone() for k, v in state.items()}
-            if checkpoint is not None and checkpoint.due(rnd, plan.rounds):
-                checkpoint.save(rnd, state, history, snapshots)
-            if on_round is not None:
-                on_round(record)
+        with self._cohort_trainer(model, masked, data, client_indices, state) as train_cohort:
+            for rnd in range(first, plan.rounds + 1):
+                tasks = strategy.configure_round(rnd, strategy.available(rnd))
+                synchronize(device)
+                t0 = time.perf_counter()
+                updates = train_cohort(state, tasks)
+                synchronize(device)
+                train_seconds = time.perf_counter() - t0
+                state = strategy.aggregate(updates, state)
+                accuracy, loss = evaluate(model, state, data, plan.settings.eval_batch_size, ex)
+                record = strategy.account(rnd, tasks, updates, accuracy, loss, train_seconds)
+                history.append(record)
+                if rnd in plan.snapshot_rounds:
+                    snapshots[rnd] = {k: v.clone() for k, v in state.items()}
+                if checkpoint is not None and checkpoint.due(rnd, plan.rounds):
+                    checkpoint.save(rnd, state, history, snapshots)
+                if on_round is not None:
+                    on_round(record)
         return PhaseRun(state, history, snapshots)
 
 
