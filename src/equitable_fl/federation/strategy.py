@@ -6,8 +6,13 @@ phase's model, the seeded cohort of each round from the eligible clients that ar
 sample-weighted FedAvg, and per-round accounting of participants and bytes. Engines
 (:mod:`equitable_fl.federation.engine`) only move weights and run clients; they make no policy choice.
 
-Hooks that later work fills: ``availability(round) → clients online`` (``None``: everyone) and
-``round_time(round, tasks) → simulated seconds`` (``None``: not simulated).
+Hooks: ``availability(round) → clients online`` (``None``: everyone), ``round_time(round, tasks) →
+simulated seconds`` (``None``: not simulated) and ``dynamics`` (``clients.availability``; ``None``: a
+static fleet). With dynamics, eligibility is decided again every round on that round's resources, the
+cohort is sampled from the eligible clients online at the round's start, and the members that would leave
+before finishing are dropped before any training: ``configure_round`` returns tasks for the finishers only,
+so no engine trains a client whose update would be thrown away, and ``account`` logs the dropouts (each
+was sent the model: bytes down, never up).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 
 from equitable_fl.config import TrainSettings
 from equitable_fl.cost import ModelCost
+from equitable_fl.dynamics.fleet import FleetDynamics
 from equitable_fl.eligibility import decide
 from equitable_fl.federation.client import ClientTask, ClientUpdate, State
 from equitable_fl.records import RoundRecord
@@ -82,6 +88,7 @@ class PhasePlan:
 class StrategyHooks:
     availability: Availability | None = None
     round_time: RoundTime | None = None
+    dynamics: FleetDynamics | None = None
 
 
 @dataclass
@@ -110,6 +117,7 @@ class EquitableStrategy:
             self.plan.check_budget,
         )
         self._pruned: dict[str, torch.Tensor] = {}
+        self._dropouts: dict[int, list[int]] = {}  # round → cohort members that left before finishing
 
     @property
     def eligible(self) -> list[int]:
@@ -128,25 +136,59 @@ class EquitableStrategy:
             )
 
     # -- configure_train ------------------------------------------------------------------------------
+    def _global(self, rnd: int) -> int:
+        return self.plan.global_round_offset + rnd
+
     def available(self, rnd: int) -> Collection[int] | None:
-        return None if self.hooks.availability is None else self.hooks.availability(rnd)
+        """Clients online at the round's start: the dynamics' and the availability hook's, both if set."""
+        hook = None if self.hooks.availability is None else self.hooks.availability(rnd)
+        if self.hooks.dynamics is None:
+            return hook
+        online = self.hooks.dynamics.online(self._global(rnd))
+        if hook is None:
+            return online
+        connected = set(hook)
+        return [c for c in online if c in connected]
+
+    def eligible_at(self, rnd: int) -> list[int]:
+        """Eligible clients of round ``rnd``: the phase's verdict, or re-decided on the round's resources."""
+        if self.hooks.dynamics is None:
+            return self.eligible
+        p = self.plan
+        verdict = decide(
+            self.hooks.dynamics.profiles_at(self._global(rnd)),
+            None if p.admitted_tiers is None else list(p.admitted_tiers),
+            self.model_cost,
+            self.dense_cost,
+            p.check_budget,
+        )
+        return list(verdict["eligible"])
 
     def cohort(self, rnd: int, available: Collection[int] | None = None) -> list[int]:
         """Seeded sample of the eligible clients that are available (``None``: all are)."""
+        eligible = self.eligible_at(rnd)
         if available is None:
-            candidates = self.eligible
+            candidates = eligible
         else:
             online = set(available)
-            candidates = [c for c in self.eligible if c in online]
+            candidates = [c for c in eligible if c in online]
         return sample_clients(candidates, self.plan.settings, self.plan.seed, self.plan.stream, rnd)
 
     def configure_round(self, rnd: int, available: Collection[int] | None = None) -> list[ClientTask]:
-        """The round's tasks, one per cohort member, each with its own training seed."""
+        """The round's tasks, one per cohort member that will finish, each with its own training seed."""
         p = self.plan
-        return [
+        tasks = [
             ClientTask(c, rnd, stream_seed(p.seed, p.stream, rnd, c), p.settings)
             for c in self.cohort(rnd, available)
         ]
+        if self.hooks.dynamics is None:
+            return tasks
+        kept, self._dropouts[rnd] = self.hooks.dynamics.split(self._global(rnd), tasks)
+        return kept
+
+    def dropouts(self, rnd: int) -> list[int]:
+        """Cohort members of round ``rnd`` that left before finishing (set by ``configure_round``)."""
+        return list(self._dropouts.get(rnd, []))
 
     # -- aggregate_train ------------------------------------------------------------------------------
     def aggregate(self, updates: Sequence[ClientUpdate], current: State) -> State:
@@ -172,8 +214,12 @@ class EquitableStrategy:
         loss: float,
         train_seconds: float = 0.0,
     ) -> RoundRecord:
-        """The round's record: participants, samples trained, bytes each way, evaluation."""
+        """The round's record: participants, samples trained, bytes each way, evaluation, dropouts.
+
+        Dropouts were sent the model (bytes down) and sent nothing back.
+        """
         weights = [u.num_examples for u in updates]
+        dropouts = self.dropouts(rnd)
         record = RoundRecord(
             round=rnd,
             global_round=self.plan.global_round_offset + rnd,
@@ -184,9 +230,10 @@ class EquitableStrategy:
             train_loss=(
                 float(np.average([u.train_loss for u in updates], weights=weights)) if updates else None
             ),
-            bytes_down=self.payload_bytes * len(tasks),
+            bytes_down=self.payload_bytes * (len(tasks) + len(dropouts)),
             bytes_up=self.payload_bytes * len(updates),
             train_seconds=train_seconds,
+            dropouts=None if self.hooks.dynamics is None else dropouts,
         )
         if self.hooks.round_time is not None:
             record.simulated_seconds = float(self.hooks.round_time(rnd, tasks))
