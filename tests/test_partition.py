@@ -1,4 +1,4 @@
-"""Client partitions: iid and Dirichlet label skew, their report and their JSON form."""
+"""Client partitions: iid, Dirichlet label skew and pathological shards, their report and their JSON form."""
 
 from __future__ import annotations
 
@@ -120,12 +120,64 @@ def test_partition_leaves_global_rng_alone(labels: np.ndarray, method: str, opti
     assert all(np.array_equal(x, y) for x, y in zip(first, second, strict=True))
 
 
+# --- shards (McMahan et al. 2017) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("clients", "spc"), [(30, 2), (10, 3), (20, 1), (7, 4)])
+def test_shards_use_every_sample_once_and_give_each_client_at_most_its_shards_labels(
+    labels: np.ndarray, clients: int, spc: int
+) -> None:
+    parts = make_partition(labels, clients, 0, "shards", shards_per_client=spc)
+    assert len(parts) == clients
+    assert_disjoint_and_complete(parts, len(labels))
+    assert_sorted(parts)
+    assert max(len(np.unique(labels[p])) for p in parts) <= spc
+    if clients * spc % NUM_CLASSES == 0:  # every class cut into as many shards: equal shards, as in the paper
+        sizes = [len(p) for p in parts]
+        assert max(sizes) - min(sizes) <= spc
+
+
+def test_shards_of_unequal_classes_never_straddle_two_labels() -> None:
+    # class sizes 50, 130, 820: near-equal cuts of the sorted labels would cross class boundaries
+    y = np.repeat(np.arange(3), [50, 130, 820])
+    np.random.default_rng(4).shuffle(y)
+    parts = make_partition(y, 25, 1, "shards", shards_per_client=2)
+    assert_disjoint_and_complete(parts, len(y))
+    assert max(len(np.unique(y[p])) for p in parts) <= 2
+    # shards follow the class sizes: the big class is cut into most of the 50 shards
+    assert sum(2 in set(y[p]) for p in parts) > sum(0 in set(y[p]) for p in parts)
+
+
+def test_shards_are_seeded(labels: np.ndarray) -> None:
+    a = make_partition(labels, 30, 5, "shards", shards_per_client=2)
+    b = make_partition(labels, 30, 5, "shards", shards_per_client=2)
+    c = make_partition(labels, 30, 6, "shards", shards_per_client=2)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_shards_are_much_more_skewed_than_iid(labels: np.ndarray) -> None:
+    iid_classes = np.mean(
+        [r["classes"] for r in partition_report(labels, make_partition(labels, 30, 0, "iid"), 10)]
+    )
+    shard_parts = make_partition(labels, 30, 0, "shards", shards_per_client=2)
+    shard_classes = np.mean([r["classes"] for r in partition_report(labels, shard_parts, 10)])
+    assert iid_classes > 9 and shard_classes <= 2
+
+
+@pytest.mark.parametrize(("clients", "spc"), [(30, 100), (3, 2), (5, 0)])
+def test_impossible_shards_raise_with_the_range_that_fits(labels: np.ndarray, clients: int, spc: int) -> None:
+    # 2,000 samples of 10 classes: clients × shards_per_client must lie in 10 … 2,000
+    with pytest.raises(PartitionError, match="shards_per_client"):
+        make_partition(labels, clients, 0, "shards", shards_per_client=spc)
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 
 def test_unknown_method_raises(labels: np.ndarray) -> None:
-    with pytest.raises(PartitionError, match="unknown partition method 'shards'"):
-        make_partition(labels, 5, 0, "shards")
+    with pytest.raises(PartitionError, match="unknown partition method 'quantity'"):
+        make_partition(labels, 5, 0, "quantity")
 
 
 @pytest.mark.parametrize("clients", [0, 11])

@@ -7,6 +7,7 @@ sample indices and is written once as an artifact together with a per-client rep
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +70,59 @@ def dirichlet(
         f"no Dirichlet(α={alpha}) draw gave every one of {num_clients} clients ≥ {min_samples} samples "
         f"in {max_tries} tries; raise alpha, lower min_samples or use fewer clients"
     )
+
+
+def _shards_per_class(counts: np.ndarray, total: int) -> np.ndarray:
+    """``total`` shards apportioned to classes by size (largest remainder), at least one per class.
+
+    Deterministic (ties go to the lower class index); a class never gets more shards than samples.
+    """
+    quota = counts * total / counts.sum()
+    alloc = np.maximum(1, np.floor(quota)).astype(int)
+    while alloc.sum() > total:  # the floor of 1 gave small classes more than their quota
+        over = np.where(alloc > 1, alloc - quota, -np.inf)
+        alloc[int(np.argmax(over))] -= 1
+    while alloc.sum() < total:
+        short = np.where(alloc < counts, quota - alloc, -np.inf)
+        alloc[int(np.argmax(short))] += 1
+    return alloc
+
+
+@_register("shards")
+def shards(labels: np.ndarray, num_clients: int, seed: int, shards_per_client: int = 2) -> Partition:
+    """Pathological label skew (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks
+    from Decentralized Data", §3): sort by label, cut into ``num_clients × shards_per_client`` shards,
+    deal each client ``shards_per_client`` of them at random.
+
+    Shards are cut inside each class (a class of n samples gets a share of the shards proportional to n,
+    at least one), so no shard straddles two labels and a client holds at most ``shards_per_client``
+    labels, whatever the class sizes; the paper's MNIST split (200 shards of 300) is the balanced case.
+    Every sample goes to exactly one client. The order inside a class and the dealing are seeded.
+    """
+    spc = int(shards_per_client)
+    classes, counts = np.unique(labels, return_counts=True)
+    total = num_clients * spc
+    if spc < 1:
+        raise PartitionError(f"shards_per_client must be ≥ 1, got {shards_per_client}")
+    if not len(classes) <= total <= len(labels):
+        raise PartitionError(
+            f"{num_clients} clients × shards_per_client {spc} = {total} shards, but shards need "
+            f"{len(classes)} ≤ shards ≤ {len(labels)} (one class each, at least one sample each); "
+            f"choose shards_per_client between {-(-len(classes) // num_clients)} and "
+            f"{len(labels) // num_clients}"
+        )
+    rng = np.random.default_rng([seed, 0x5AAD])
+    pieces: list[np.ndarray] = []
+    for cls, n_shards in zip(classes, _shards_per_class(counts, total), strict=True):
+        pieces += np.array_split(rng.permutation(np.flatnonzero(labels == cls)), n_shards)
+    dealt = rng.permutation(total).reshape(num_clients, spc)
+    return [np.sort(np.concatenate([pieces[k] for k in row])) for row in dealt]
+
+
+def method_options(method: str) -> dict[str, Any]:
+    """The options partitioner ``method`` takes, with their defaults (the config documents these)."""
+    params = list(inspect.signature(PARTITIONERS[method]).parameters.values())[3:]
+    return {p.name: p.default for p in params}
 
 
 def make_partition(labels: np.ndarray, num_clients: int, seed: int, method: str, **options: Any) -> Partition:
