@@ -115,7 +115,7 @@ def _set(cfg: dict[str, Any], path: str, value: Any) -> None:
         ("grid.seeds", [0, 0], "non-unique"),
         ("training.lr", "fast", "is not of type 'number'"),
         ("pruning.scope", "per-channel", "is not one of"),
-        ("clients.partition.method", "shards", "is not one of"),
+        ("clients.partition.method", "quantity", "is not one of"),
         ("eligibility.check_budget", "yes", "is not of type 'boolean'"),
         ("datasets.mnist-sample.model.arch", "resnet", "is not one of"),
         ("compute.device", "gpu", "does not match"),

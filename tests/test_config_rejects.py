@@ -150,6 +150,8 @@ CASES: list[tuple[str, Edit, str, str, str]] = [
      "0 ≤ x < 1.667"),
     ("variant value", at("grid.variants", {"big": {"training": {"batch_size": 0}}}),
      "grid.variants.big", "training.batch_size", "x ≥ 1"),
+    ("workers beyond threads", at("compute.workers", 4), "compute.workers", "4",
+     "auto or 1 (or raise compute.train_threads)"),
     # memory
     ("memory budget", at("compute.memory_budget_mb", 100), "compute.memory_budget_mb", "100", "allowed: ≥ 5"),
     ("memory of a variant", at("grid.variants", {"big": {"training": {"eval_batch_size": 10**6}}}),

@@ -152,8 +152,10 @@ class _Task(Protocol):
 class RoundClock:
     """The strategy's ``round_time`` hook for one phase: seconds of a round from its client tasks.
 
-    Every task in the round is charged (dropouts are not modelled yet: a later version takes the cohort
-    that finished). ``samples`` is each client's shard size, trained ``local_epochs`` times.
+    Every task it is given is charged: with a dynamic fleet (``clients.availability``) the strategy gives
+    it the cohort members that finished, on their devices as they are that round
+    (:class:`equitable_fl.dynamics.fleet.FleetDynamics`). ``samples`` is each client's shard size,
+    trained ``local_epochs`` times.
     """
 
     devices: Sequence[Device]

@@ -51,6 +51,18 @@ GRID_FIGURES = (
     "model_size",
     "clients_per_phase",
 )
+# Figures against a swept setting (equitable_fl.sweep), drawn only for a config whose variants sweep it.
+SWEEP_FIGURES = {
+    "thresholds": (
+        "sweep_accuracy_vs_thresholds",
+        "sweep_coverage_vs_thresholds",
+        "sweep_cost_vs_thresholds",
+    ),
+    "alpha": ("sweep_accuracy_gap_vs_alpha",),
+}
+# Figures of clients that come and go (equitable_fl.report.figures.availability), drawn only for a config
+# in which some variant sets a dynamic clients.availability.
+AVAILABILITY_FIGURES = ("availability_participation", "availability_vs_dropout_rate")
 FIGURE_FORMATS = ("png", "pdf")
 
 

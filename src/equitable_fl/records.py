@@ -12,8 +12,11 @@ Measured times live apart from everything else (``RoundRecord.train_seconds`` is
 from __future__ import annotations
 
 import numbers
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
+
+from equitable_fl.coverage import Coverage
+from equitable_fl.dynamics.participation import AvailabilitySummary
 
 
 def number(value: Any) -> float | None:
@@ -32,8 +35,6 @@ def _from(cls: Any, data: dict[str, Any]) -> Any:
 
 
 def _required(cls: Any, name: str) -> bool:
-    from dataclasses import MISSING
-
     f = next(f for f in fields(cls) if f.name == name)
     return f.default is MISSING and f.default_factory is MISSING
 
@@ -68,13 +69,14 @@ class RoundRecord:
     bytes_up: int
     train_seconds: float = 0.0
     simulated_seconds: float | None = None  # the fleet's simulated round time, when a time model is set
+    dropouts: list[int] | None = None  # cohort members that left mid-round; None: a static fleet
 
     @property
     def communication(self) -> Communication:
         return Communication(self.bytes_down, self.bytes_up)
 
     def metrics(self) -> dict[str, Any]:
-        """Everything but the measured time, which differs between identical runs."""
+        """Everything but the measured time (it differs between identical runs); optional fields if set."""
         return {
             "round": self.round,
             "global_round": self.global_round,
@@ -86,7 +88,7 @@ class RoundRecord:
             "train_loss": self.train_loss,
             "bytes_down": self.bytes_down,
             "bytes_up": self.bytes_up,
-            **({} if self.simulated_seconds is None else {"simulated_seconds": self.simulated_seconds}),
+            **{k: v for k in ("simulated_seconds", "dropouts") if (v := getattr(self, k)) is not None},
         }
 
     @classmethod
@@ -367,13 +369,15 @@ class CellSummary:
     measured: Measured
     variant: str = ""
     simulated: SimulatedTime | None = None  # None: the clients have no devices (a clients.json from before)
+    coverage: Coverage | None = None  # None: a summary from before coverage was recorded
+    availability: AvailabilitySummary | None = None  # None: a static fleet (clients.availability)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         if not self.variant:
             out.pop("variant")  # the base config's cells read as they always have
-        if self.simulated is None:
-            out.pop("simulated")
+        for optional in [k for k in ("simulated", "coverage", "availability") if out[k] is None]:
+            out.pop(optional)
         return out
 
     @classmethod
@@ -391,4 +395,6 @@ class CellSummary:
             measured=_from(Measured, data["measured"]),
             variant=data.get("variant", ""),
             simulated=_from(SimulatedTime, data["simulated"]) if data.get("simulated") else None,
+            coverage=_from(Coverage, data["coverage"]) if data.get("coverage") else None,
+            availability=AvailabilitySummary.read(data.get("availability")),
         )

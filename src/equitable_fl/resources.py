@@ -77,16 +77,22 @@ def heterogeneity_scores(values: np.ndarray) -> np.ndarray:
     return (values / values.max(axis=0, keepdims=True)).min(axis=1)
 
 
+def tier_thresholds(cfg: dict[str, Any]) -> list[float]:
+    """The thresholds a ``tiers`` section uses: its own, or equal quantile splits when it names none."""
+    count = int(cfg["count"])
+    thresholds = cfg.get("thresholds")
+    if thresholds is None:
+        if cfg.get("method", "quantile") != "quantile":
+            raise ResourceConfigError("tiers.thresholds is required when tiers.method is 'absolute'")
+        thresholds = [k / count for k in range(1, count)]
+    return [float(t) for t in thresholds]
+
+
 def assign_tiers(scores: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     """Tier per client, 1 = highest scores. Thresholds are score quantiles or absolute scores."""
     count = int(cfg["count"])
     method = cfg.get("method", "quantile")
-    thresholds = cfg.get("thresholds")
-    if thresholds is None:
-        if method != "quantile":
-            raise ResourceConfigError("tiers.thresholds is required when tiers.method is 'absolute'")
-        thresholds = [k / count for k in range(1, count)]
-    thresholds = [float(t) for t in thresholds]
+    thresholds = tier_thresholds(cfg)
     if any(b <= a for a, b in pairwise(thresholds)):
         raise ResourceConfigError(
             f"tiers.thresholds: {thresholds} is not in strictly increasing order; allowed: strictly "

@@ -6,6 +6,7 @@ from equitable_fl import layout as L
 from equitable_fl.config import Experiment
 from equitable_fl.data import registry
 from equitable_fl.grid import GridCell
+from equitable_fl.sweep import sweep_points, swept_axes
 
 # Experiment.load first: its messages name the key, the value and what is allowed
 EXP = Experiment.load(config)
@@ -24,6 +25,9 @@ COMPUTE = EXP.compute
 # downloadable datasets get a fetch rule each; only those in the grid are ever run
 FETCHABLE = [n for n in DATASETS if not EXP.dataset_spec(n).embedded]
 ENV = "../envs/equitable-fl.yaml"
+# what the variants sweep (tier thresholds, Dirichlet α), and the figures drawn against it
+SWEEP_POINTS = sweep_points(EXP)
+SWEEP_NAMES = [n for axis in swept_axes(SWEEP_POINTS) for n in L.SWEEP_FIGURES[axis]]
 
 
 wildcard_constraints:
@@ -100,6 +104,7 @@ def summary_inputs(wildcards):
         "vanilla_metrics": f"{van}/{L.METRICS}",
         "vanilla_timing": f"{van}/{L.TIMING}",
         "clients": LAYOUT.clients(cell),
+        "partition": LAYOUT.partition(cell),
         "measured": LAYOUT.measured(cell),
     }
 
@@ -119,12 +124,24 @@ def summary_files():
     return [LAYOUT.summary(c) for c in cells()]
 
 
+def availability_outputs():
+    """The availability figures, for a config whose base or a variant sets a dynamic
+    clients.availability (rules/availability.smk)."""
+    if all(EXP.for_variant(v).availability_slice() is None for v in VARIANTS):
+        return []
+    return [
+        LAYOUT.figure(n, e) for n in L.AVAILABILITY_FIGURES for e in L.FIGURE_FORMATS
+    ]
+
+
 def final_outputs():
     return [
         *summary_files(),
         LAYOUT.table("cells.csv"),
         LAYOUT.table("by_rate.csv"),
         *[LAYOUT.figure(n, e) for n in L.GRID_FIGURES for e in L.FIGURE_FORMATS],
+        *[LAYOUT.figure(n, e) for n in SWEEP_NAMES for e in L.FIGURE_FORMATS],
+        *availability_outputs(),
         LAYOUT.logged(),
         LAYOUT.table("comparison.csv"),
         LAYOUT.table("comparison.md"),

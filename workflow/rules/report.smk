@@ -58,3 +58,36 @@ rule tables_and_figures:
         ENV
     script:
         "../scripts/tables_and_figures.py"
+
+
+# Quantities against the setting the variants sweep (equitable_fl.sweep): only for a config that sweeps one.
+if SWEEP_NAMES:
+
+    rule sweep_figures:
+        input:
+            summaries=summary_files(),
+        output:
+            figures=[
+                report(
+                    LAYOUT.figure(name),
+                    caption=f"../report/{name}.rst",
+                    category="Sweeps",
+                    labels={
+                        "figure": name.replace("_", " "),
+                        "pruning rate": "all",
+                        "seed": "all",
+                    },
+                )
+                for name in SWEEP_NAMES
+            ],
+            pdfs=[LAYOUT.figure(name, "pdf") for name in SWEEP_NAMES],
+        log:
+            LAYOUT.log("sweep_figures"),
+        conda:
+            ENV
+        threads: 1
+        params:
+            points=[p.to_json() for p in SWEEP_POINTS],
+            names=SWEEP_NAMES,
+        script:
+            "../scripts/sweep_figures.py"

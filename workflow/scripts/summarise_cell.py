@@ -17,6 +17,7 @@ run_logged(
     vanilla_metrics=snakemake.input.vanilla_metrics,
     vanilla_timing=snakemake.input.vanilla_timing,
     clients_json=snakemake.input.clients,
+    partition_json=snakemake.input.partition,
     measured_json=snakemake.input.measured,
     target_tolerance=float(snakemake.params.summary["target_tolerance"]),
     out_summary=snakemake.output[0],

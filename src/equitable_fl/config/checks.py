@@ -2,10 +2,10 @@
 
 A grid dataset with no settings, unknown or ill-typed dataset options, split sizes the data cannot give,
 a conv stack too deep for its input, tier thresholds out of order, a phase admitting a tier that does not
-exist, a rewind round past phase 1, a training job whose memory estimate passes the budget: each problem
-is reported with the key, the value and what is allowed (:func:`~equitable_fl.config.messages.problem`),
-all at once, before Snakemake schedules any job. Lists whose order means something (tier thresholds,
-device classes) are checked, never sorted silently.
+exist, an availability trace with bad rows, a rewind round past phase 1, a training job whose memory
+estimate passes the budget: each problem is reported with the key, the value and what is allowed
+(:func:`~equitable_fl.config.messages.problem`), all at once, before Snakemake schedules any job. Lists
+whose order means something (tier thresholds, device classes) are checked, never sorted silently.
 
 Dataset entries are checked by :mod:`~equitable_fl.config.dataset_checks` and memory by
 :mod:`~equitable_fl.config.memory`.
@@ -13,16 +13,19 @@ Dataset entries are checked by :mod:`~equitable_fl.config.dataset_checks` and me
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Mapping
 from itertools import pairwise
 from typing import Any
 
+import torch
+
 from equitable_fl.config.dataset_checks import DatasetFacts, dataset_facts
 from equitable_fl.config.memory import memory_problems
 from equitable_fl.config.messages import problem, show
+from equitable_fl.config.workers import resolve_workers
 from equitable_fl.data import registry
-from equitable_fl.partition import dirichlet
+from equitable_fl.dynamics.build import config_problems as availability_problems
+from equitable_fl.partition import PARTITIONERS, method_options
 from equitable_fl.resources import uniform_bounds
 
 _DEVICE_QUANTITIES = ("flops_per_s", "download_bytes_per_s", "upload_bytes_per_s", "storage_bytes")
@@ -56,14 +59,43 @@ def problems(cfg: dict[str, Any], where: str = "") -> list[str]:
             where
             + problem("clients.count", n_clients, f"is smaller than the {n_tiers} tiers", f"≥ {n_tiers}")
         )
+    out += [where + p for p in _partition(cfg["clients"]["partition"])]
     out += [where + p for p in _clients_vs_data(cfg["clients"], facts.values())]
+    out += availability_problems(cfg, where)  # reads trace files: bad rows fail before any job
     jobs = {
         f"phase {k}": {**cfg["training"], **ph.get("training", {})} for k, ph in enumerate(cfg["phases"], 1)
     }
     jobs["vanilla FL"] = dict(cfg["training"])
     budget = float(cfg["compute"]["memory_budget_mb"])
-    out += memory_problems(facts.values(), jobs, n_clients, budget, where)
+    workers = _workers(cfg["compute"])
+    out += memory_problems(facts.values(), jobs, n_clients, budget, where, _job_workers(cfg["compute"]))
+    if not where:
+        out += workers
     return out
+
+
+def _job_workers(compute: Mapping[str, Any]) -> int:
+    """The worker processes each training job will fork, as the job decides it (0 for a GPU job)."""
+    on = "cuda" if str(compute["device"]).startswith("cuda") else "cpu"
+    try:
+        return resolve_workers(compute["workers"], int(compute["train_threads"]), torch.device(on))
+    except ValueError:  # more workers than threads: reported by _workers
+        return 0
+
+
+def _workers(compute: Mapping[str, Any]) -> list[str]:
+    """Each worker process runs one thread: more of them than the job's threads oversubscribe it."""
+    workers, threads = compute["workers"], int(compute["train_threads"])
+    if workers == "auto" or int(workers) <= threads:
+        return []
+    return [
+        problem(
+            "compute.workers",
+            workers,
+            f"needs {workers} threads but compute.train_threads is {threads}",
+            f"auto or {'1' if threads == 1 else f'1..{threads}'} (or raise compute.train_threads)",
+        )
+    ]
 
 
 def _grid_datasets(cfg: Mapping[str, Any]) -> list[str]:
@@ -167,17 +199,36 @@ def _pruning(cfg: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _partition(part: Mapping[str, Any]) -> list[str]:
+    """Options of another partition method would be ignored without a word: they are refused."""
+    method, own = part["method"], method_options(part["method"])
+    out = []
+    for key in sorted(set(part) - {"method"} - set(own)):
+        owners = [m for m in PARTITIONERS if key in method_options(m)]
+        out.append(
+            problem(
+                f"clients.partition.{key}",
+                part[key],
+                f"is an option of method {' or '.join(owners) or 'none'}, not of {method}",
+                f"{', '.join(k for k in own if k != 'max_tries') or 'no options'} with method {method} "
+                f"(remove {key}, or set clients.partition.method to {' or '.join(owners) or 'its method'})",
+            )
+        )
+    return out
+
+
 def _clients_vs_data(clients: Mapping[str, Any], facts: Iterable[DatasetFacts]) -> list[str]:
-    """Every client needs samples: at least one (iid), at least ``min_samples`` (dirichlet)."""
+    """Every client needs samples: at least one (iid), ``min_samples`` (dirichlet), its shards (shards)."""
     out = []
     n_clients = int(clients["count"])
     part = clients["partition"]
-    per_client = 1
-    if part["method"] == "dirichlet":
-        per_client = int(
-            part.get("min_samples", inspect.signature(dirichlet).parameters["min_samples"].default)
-        )
+    options = {**method_options(part["method"]), **part}
+    per_client = int(options.get("min_samples", 1))
+    spc = int(options.get("shards_per_client", 1))
     for fact in facts:
+        if part["method"] == "shards":
+            out += _shards_vs_data(n_clients, spc, fact)
+            continue
         if fact.n_train is None or n_clients * per_client <= fact.n_train:
             continue
         need = f" × clients.partition.min_samples {per_client}" if per_client > 1 else ""
@@ -190,3 +241,21 @@ def _clients_vs_data(clients: Mapping[str, Any], facts: Iterable[DatasetFacts]) 
             )
         )
     return out
+
+
+def _shards_vs_data(n_clients: int, spc: int, fact: DatasetFacts) -> list[str]:
+    """``count × shards_per_client`` one-label shards: at least one per class, one sample per shard."""
+    total = n_clients * spc
+    low, high = fact.num_classes or 1, fact.n_train
+    if (high is None or total <= high) and total >= low:
+        return []
+    fits = f"{-(-low // n_clients)}..{high // n_clients}" if high is not None else f"≥ {-(-low // n_clients)}"
+    return [
+        problem(
+            "clients.partition.shards_per_client",
+            spc,
+            f"× clients.count {n_clients} = {total} shards, but {fact.name} needs between {low} (one per "
+            f"class) and {high if high is not None else 'its'} (one per training image)",
+            f"{fits} with {n_clients} clients (or change clients.count)",
+        )
+    ]

@@ -25,6 +25,7 @@ from equitable_fl.config.checks import problems
 from equitable_fl.config.settings import ComputeSettings, TrainSettings
 from equitable_fl.config.validate import SchemaError, validated
 from equitable_fl.data import registry
+from equitable_fl.dynamics.settings import AvailabilitySettings
 
 BASE_VARIANT = ""  # the config as written; its outputs carry no variant key in their paths
 VARIANT_SECTIONS = ("clients", "training", "phases", "pruning", "eligibility", "vanilla", "summary")
@@ -50,6 +51,16 @@ def _merged(base: Any, override: Any) -> Any:
     return copy.deepcopy(override)
 
 
+def _overlaid(base: Mapping[str, Any], override: Mapping[str, Any]) -> Any:
+    """A variant's config: ``override`` merged over ``base``, except that a ``clients.partition`` naming its
+    ``method`` replaces the base's whole (a shards variant of a Dirichlet base keeps no ``alpha``)."""
+    out = _merged(base, override)
+    partition = (override.get("clients") or {}).get("partition")
+    if isinstance(partition, Mapping) and "method" in partition:
+        out["clients"]["partition"] = copy.deepcopy(dict(partition))
+    return out
+
+
 @dataclass(frozen=True)
 class Experiment:
     """One validated config (the base or one variant of it) and the slices its steps receive."""
@@ -70,7 +81,7 @@ class Experiment:
         found = problems(cfg)
         for name, override in cfg["grid"]["variants"].items():
             try:
-                variant_cfg = validated(_merged(raw, override))
+                variant_cfg = validated(_overlaid(raw, override))
             except SchemaError as exc:
                 found += [f"grid.variants.{name}: {p}" for p in exc.problems]
                 continue
@@ -88,7 +99,7 @@ class Experiment:
         variants = base.cfg["grid"]["variants"]
         if name not in variants:
             raise ConfigError(f"unknown variant {name!r}; grid.variants has {sorted(variants)}")
-        return Experiment(validated(_merged(base.cfg, variants[name])), name, base)
+        return Experiment(validated(_overlaid(base.cfg, variants[name])), name, base)
 
     # ---------------------------------------------------------------------------------------------
     # the grid
@@ -173,7 +184,18 @@ class Experiment:
         }
         if k == 1:
             params["rewind_round"] = int(self.cfg["pruning"]["rewind_round"])
-        return params
+        return self._with_availability(params)
+
+    def availability_slice(self) -> dict[str, Any] | None:
+        """What the training steps read of ``clients.availability``; None for a static fleet (the default).
+
+        Left out of the slices when None, so a config without availability keeps its params and outputs.
+        """
+        return AvailabilitySettings.from_config(self.cfg["clients"]["availability"]).slice()
+
+    def _with_availability(self, params: dict[str, Any]) -> dict[str, Any]:
+        availability = self.availability_slice()
+        return params if availability is None else {**params, "availability": availability}
 
     def prune_slice(self, rate: float | str) -> dict[str, Any]:
         p = self.cfg["pruning"]
@@ -186,12 +208,13 @@ class Experiment:
         }
 
     def vanilla_slice(self, seed: int) -> dict[str, Any]:
-        return {
+        params = {
             "rounds": sum(int(p["rounds"]) for p in self.cfg["phases"]),
             "seed": int(seed),
             "training": self.training_slice(),
             "participation": self.cfg["vanilla"]["participation"],
         }
+        return self._with_availability(params)
 
     def clients_slice(self) -> dict[str, Any]:
         """What the clients step (resources, scores, tiers) depends on."""

@@ -49,6 +49,7 @@ class ComputeSettings:
     engine: str
     precision: str
     channels_last: str | bool
+    workers: str | int
     checkpoint_every: int
     flower: dict[str, Any]
 
@@ -63,6 +64,8 @@ class ComputeSettings:
             "device": self.device,
             "engine": self.engine,
             "execution": self.execution(),
+            # worker processes train at one thread each: their results are the 1-thread results
+            "workers": self.workers,
             "checkpoint_every": self.checkpoint_every,
             # the Flower engine's settings reach only its jobs: in-process jobs' params stay as they were
             **({"flower": self.flower} if self.engine == "flower" else {}),

@@ -37,6 +37,17 @@ SIMULATED_COLUMNS = (
     "vanilla_simulated_seconds",
 )
 
+# The ``coverage`` section's fractions, in % (absent in a summary from before coverage: n/a).
+COVERAGE_COLUMNS = (
+    "client_coverage_pct",
+    "data_coverage_pct",
+    "vanilla_client_coverage_pct",
+    "vanilla_data_coverage_pct",
+)
+
+# The ``availability`` section's dropout rates, in % (a static fleet has none: n/a).
+AVAILABILITY_COLUMNS = ("dropout_rate_pct", "vanilla_dropout_rate_pct")
+
 CELL_COLUMNS = (
     "dataset",
     "variant",
@@ -56,6 +67,10 @@ CELL_COLUMNS = (
     *SIMULATED_COLUMNS,
     "comm_reduction_pct",
     "clients_final_phase",
+    *COVERAGE_COLUMNS,
+    *AVAILABILITY_COLUMNS,
+    "bytes_communicated",
+    "vanilla_bytes_communicated",
 )
 
 # Everything the grouped table averages over seeds.
@@ -134,6 +149,15 @@ def cell_row(summary: Mapping[str, Any]) -> dict[str, Any]:
             final.get("bytes_communicated"), final.get("vanilla_bytes_communicated")
         ),
         "clients_final_phase": last_phase.get("clients_took_part"),
+        **{
+            c: _scaled(get_path(summary, "coverage", c.removesuffix("_pct")), 100.0) for c in COVERAGE_COLUMNS
+        },
+        **{
+            c: _scaled(get_path(summary, "availability", c.removesuffix("_pct")), 100.0)
+            for c in AVAILABILITY_COLUMNS
+        },
+        "bytes_communicated": _num(final.get("bytes_communicated")),
+        "vanilla_bytes_communicated": _num(final.get("vanilla_bytes_communicated")),
     }
 
 
@@ -167,15 +191,16 @@ def cell_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def grouped_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Mean and sample standard deviation (ddof=1) over seeds for each dataset × pruning rate.
+    """Mean and sample standard deviation (ddof=1) over seeds for each dataset × variant × pruning rate.
 
-    Columns are ``dataset``, ``pruning_rate``, ``n_seeds``, ``n_reached_target`` and ``<metric>_mean`` /
-    ``<metric>_std`` for every metric of ``cell_table``. Means skip missing values, so the rounds-to-target
-    mean covers only the seeds that reached the target; ``n_reached_target`` says how many that was.
+    Columns are ``dataset``, ``variant``, ``pruning_rate``, ``n_seeds``, ``n_reached_target`` and
+    ``<metric>_mean`` / ``<metric>_std`` for every metric of ``cell_table``. Means skip missing values, so
+    the rounds-to-target mean covers only the seeds that reached the target; ``n_reached_target`` says how
+    many that was.
     With a single seed the std is NaN (rendered "n/a"/omitted), not a misleading 0.
     """
     cells = cell_table(summaries)
-    group_cols = ["dataset", "pruning_rate"]
+    group_cols = ["dataset", "variant", "pruning_rate"]  # variants are settings, never averaged together
     out_cols = [*group_cols, "n_seeds", "n_reached_target"]
     for col in METRIC_COLUMNS:
         out_cols += [f"{col}_mean", f"{col}_std"]

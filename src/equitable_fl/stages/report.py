@@ -7,6 +7,9 @@ table read back from MLflow by ``equitable_fl.tracking.compare``), the accuracy-
 from it, so the report and the cited table show the same numbers.
 
 ``cell_figures`` draws the figures of one cell; the workflow logs them to MLflow with that cell's runs.
+``sweep_figures`` draws quantities against a swept setting (tier thresholds, Dirichlet α), for a config
+whose variants sweep one (:mod:`equitable_fl.sweep`); ``availability_figures`` draws participation and
+dropouts, for a config whose variants set ``clients.availability``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import pandas as pd
 
 from equitable_fl import io
 from equitable_fl.report import figures, tables
+from equitable_fl.report.figures.availability import write_availability
+from equitable_fl.sweep import SweepPoint
 
 CELLS_TITLE = "Equitable-FL vs vanilla FL, per cell (dataset × pruning rate × seed)"
 BY_RATE_TITLE = "Equitable-FL vs vanilla FL, per dataset and pruning rate (mean ± std over seeds)"
@@ -35,6 +40,21 @@ def build(
     figures.write_all(summaries, figures_dir, comparison=comparison)
 
 
+def sweep_figures(summary_paths: list[str], points: list[dict], names: list[str], figures_dir: str) -> None:
+    """The sweep figures ``names`` (``equitable_fl.report.figures.SWEEP_PLOTS``) over the variants' points.
+
+    ``points`` are the variants' :class:`~equitable_fl.sweep.SweepPoint` as JSON (the rule's params).
+    """
+    summaries = tables.load_summaries(summary_paths)
+    figures.write_sweeps(summaries, [SweepPoint.from_json(p) for p in points], names, figures_dir)
+
+
 def cell_figures(summary_path: str, figures_dir: str) -> None:
     """The per-cell figures (accuracy per round, model size, clients per phase) of one summary."""
     figures.write_cell(io.read_json(summary_path), figures_dir)
+
+
+def availability_figures(summary_paths: list[str], figures_dir: str) -> None:
+    """Participation by tier per round, and accuracy and time to target against the dropout rate
+    (:mod:`equitable_fl.report.figures.availability`), for a grid whose variants set the availability."""
+    write_availability(tables.load_summaries(summary_paths), figures_dir)

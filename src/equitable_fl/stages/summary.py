@@ -14,6 +14,10 @@ Speed-up is reported in separate quantities and never conflated (names as in eve
   :mod:`equitable_fl.timing`). A masked ticket runs dense PyTorch kernels (expect about 1.0×); only a
   physically smaller (structured) ticket runs faster. The training jobs' own times stay beside it
   (``measured.job_*``) for information: jobs run in parallel, so their ratio is no speed-up.
+
+Who ever trained is the ``coverage`` section (:mod:`equitable_fl.coverage`): ``client_coverage`` and
+``data_coverage`` (the share of the training samples those clients hold, read from the partition), for
+Equitable-FL over all phases and, with a ``vanilla_`` prefix, for vanilla FL.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from itertools import accumulate
 from typing import Any
 
 from equitable_fl import io
+from equitable_fl.coverage import Coverage, coverage
+from equitable_fl.dynamics.participation import availability_summary
 from equitable_fl.records import (
     CellSummary,
     FinalComparison,
@@ -130,6 +136,18 @@ def _sparse_kernels(clients_json: str) -> bool:
     return bool((io.read_json(clients_json).get("devices") or {}).get("sparse_kernels", False))
 
 
+def _coverage(
+    phases: Sequence[PhaseRecord], vanilla: PhaseRecord, partition_json: str | None
+) -> Coverage | None:
+    """Shares of the clients and of the training samples that ever trained, from the partition's shards."""
+    if partition_json is None:
+        return None
+    shards = io.read_json(partition_json)["clients"]
+    client_samples = [len(shards[str(c)]) for c in range(len(shards))]
+    took_part = (c for m in phases for r in m.history for c in r.clients)
+    return coverage(took_part, (c for r in vanilla.history for c in r.clients), client_samples)
+
+
 def _phase_details(
     record: PhaseRecord, participation: dict[str, Any], tiers: dict[int, int], tier_ids: list[int]
 ) -> dict[str, Any]:
@@ -160,7 +178,9 @@ def summarise(
     target_tolerance: float,
     out_summary: str,
     variant: str = "",
+    partition_json: str | None = None,
 ) -> CellSummary:
+    """Write the cell's ``summary.json``; its ``coverage`` section needs ``partition_json``."""
     phases = [PhaseRecord.from_json(io.read_json(p)) for p in phase_metrics]
     timings = [TimingRecord.from_json(io.read_json(p)) for p in phase_timings]
     participations = [io.read_json(p) for p in phase_participation]
@@ -185,6 +205,8 @@ def summarise(
         pruning_rate=float(pruning_rate),
         variant=variant,
         simulated=simulated_time(phases, van, target, _sparse_kernels(clients_json)),
+        coverage=_coverage(phases, van, partition_json),
+        availability=availability_summary(phases, van, tiers),
         num_phases=len(phases),
         phases=[_phase_details(m, p, tiers, tier_ids) for m, p in zip(phases, participations, strict=True)],
         curve=curve,

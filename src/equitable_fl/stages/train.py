@@ -16,9 +16,11 @@ import torch
 
 from equitable_fl import checkpoint, cost, io
 from equitable_fl.config import TrainSettings, slice_json
+from equitable_fl.config.workers import WORKERS_KEY, resolve_workers
 from equitable_fl.data.prepared import load_prepared
 from equitable_fl.data.tensors import TensorData
 from equitable_fl.device import resolve_device
+from equitable_fl.dynamics.build import fleet_dynamics
 from equitable_fl.federation.engine import PhaseRun, get_engine
 from equitable_fl.federation.execution import Execution
 from equitable_fl.federation.resume import RoundCheckpoint, resume_key
@@ -100,6 +102,8 @@ def _run(
     phase: int | None = None,
     participation_mode: str | None = None,
     flower: dict[str, Any] | None = None,
+    workers: int = 0,
+    availability: dict[str, Any] | None = None,
 ) -> tuple[PhaseRun, PhaseRecord, dict[str, Any]]:
     """Build the strategy for ``plan`` and run it on the engine; return the run and its records."""
     model = spec.build().to(where)
@@ -119,6 +123,10 @@ def _run(
         model_flops_per_sample=cost.train_flops(cost.layer_costs(model, spec.input_shape)),
         surviving_flops_per_sample=model_cost.train_flops_per_sample,
     )
+    # clients.availability: who is online, with what resources, and who leaves mid-round (None: static)
+    offset = plan.global_round_offset
+    dynamics = fleet_dynamics(availability, plan.seed, fleet.profiles, clock, offset, plan.rounds)
+    round_time = clock if dynamics is None or clock is None else dynamics.round_time(offset)
     strategy = EquitableStrategy(
         plan=plan,
         profiles=fleet.profiles,
@@ -126,7 +134,7 @@ def _run(
         mask=mask,
         model_cost=model_cost,
         dense_cost=dense_cost,
-        hooks=StrategyHooks(round_time=clock),
+        hooks=StrategyHooks(round_time=round_time, dynamics=dynamics),
     )
     logging.getLogger(LOGGER_NAME).info(
         "%s: %d rounds on the %s engine, sparsity %.4f, %d of %d clients eligible",
@@ -138,7 +146,7 @@ def _run(
         len(fleet.profiles),
     )
     # the Flower engine rebuilds the model on every node (its spec) and reads compute.flower
-    options = {"model_spec": spec, "settings": flower} if engine == "flower" else {}
+    options = {"model_spec": spec, "settings": flower} if engine == "flower" else {"workers": workers}
     with RoundProgress(plan.label, plan.rounds) as progress:
         run = get_engine(engine, execution, **options).run(
             strategy,
@@ -170,10 +178,12 @@ def _write(
     params: dict,
     threads: int,
     execution: Execution,
+    workers: int = 0,
 ) -> None:
     checkpoint.save_state(out.weights, run.state)
     io.write_json(out.participation, participation)
-    timing = TimingRecord.from_rounds(run.history, threads, capabilities().line(), execution.describe())
+    how = {**execution.describe(), "workers": workers}
+    timing = TimingRecord.from_rounds(run.history, threads, capabilities().line(), how)
     io.write_json(out.timing, timing.to_json())
     io.write_json(out.metrics, record.to_json())
     io.write_text(out.params, slice_json(params))
@@ -188,24 +198,31 @@ def _round_checkpoint(
 
 
 def _setup(
-    threads: int, device: str, engine: str, execution: dict[str, Any] | None
-) -> tuple[torch.device, Execution]:
-    """Threads, device and execution for a training job, checked before any file is read."""
+    threads: int, device: str, engine: str, execution: dict[str, Any] | None, workers: str | int
+) -> tuple[torch.device, Execution, int]:
+    """Threads, device, execution and worker processes (0: none) for a job, checked before any file."""
     get_engine(engine)  # an unknown compute.engine fails here
     torch.set_num_threads(max(1, int(threads)))
     where = resolve_device(device)
     settings = {"precision": "fp32", "channels_last": False, **(execution or {})}
     ex = Execution.resolve(settings["precision"], settings["channels_last"], where)
+    if engine != "inprocess" and workers not in ("auto", 1):
+        raise ValueError(
+            f"{WORKERS_KEY}: {workers!r} applies to compute.engine inprocess only (this job uses {engine}, "
+            "whose nodes train on their own threads); set compute.workers to auto or 1"
+        )
+    n_workers = resolve_workers(workers, threads, where) if engine == "inprocess" else 0
     log = logging.getLogger(LOGGER_NAME)
     log.info("machine: %s", capabilities().line())
     log.info(
-        "training on %s with %d CPU thread(s), %s, %s layout",
+        "training on %s with %d CPU thread(s)%s, %s, %s layout",
         where,
         torch.get_num_threads(),
+        f" as {n_workers} worker processes × 1 thread" if n_workers else "",
         ex.precision,
         "channels_last" if ex.channels_last else "contiguous",
     )
-    return where, ex
+    return where, ex, n_workers
 
 
 def phase(
@@ -226,6 +243,7 @@ def phase(
     execution: dict[str, Any] | None = None,
     checkpoint_every: int = 0,
     flower: dict[str, Any] | None = None,
+    workers: str | int = "auto",
 ) -> None:
     """Train one Equitable-FL phase from its ticket; phase 1 also keeps the rewind point.
 
@@ -236,7 +254,7 @@ def phase(
         raise ValueError("an Equitable-FL phase writes its mask: TrainingOutputs.mask is required")
     # phase 1 keeps the weights after round pruning.rewind_round (range-checked with the config)
     rewind_round = int(params["rewind_round"]) if out.rewind is not None else None
-    where, ex = _setup(threads, device, engine, execution)
+    where, ex, n_workers = _setup(threads, device, engine, execution, workers)
     spec = ModelSpec.from_dict(io.read_json(card))
     fleet = load_fleet(npz, meta, partition_json, clients_json, where)
     start = checkpoint.load_state(start_weights, spec.build().state_dict())
@@ -280,11 +298,13 @@ def phase(
         ),
         phase=k,
         flower=flower,
+        workers=n_workers,
+        availability=params.get("availability"),
     )
     mask.save(out.mask)
     if out.rewind is not None and rewind_round is not None:
         checkpoint.save_state(out.rewind, run.snapshots[int(rewind_round)])
-    _write(out, run, record, participation, params, threads, ex)
+    _write(out, run, record, participation, params, threads, ex, n_workers)
     ckpt.clear()
 
 
@@ -305,9 +325,10 @@ def vanilla(
     execution: dict[str, Any] | None = None,
     checkpoint_every: int = 0,
     flower: dict[str, Any] | None = None,
+    workers: str | int = "auto",
 ) -> None:
     """Dense FedAvg baseline: all clients (or only those that afford the dense model)."""
-    where, ex = _setup(threads, device, engine, execution)
+    where, ex, n_workers = _setup(threads, device, engine, execution, workers)
     spec = ModelSpec.from_dict(io.read_json(card))
     fleet = load_fleet(npz, meta, partition_json, clients_json, where)
     start = checkpoint.load_state(init_weights, spec.build().state_dict())
@@ -340,6 +361,8 @@ def vanilla(
         checkpoint=ckpt,
         participation_mode=mode,
         flower=flower,
+        workers=n_workers,
+        availability=params.get("availability"),
     )
-    _write(out, run, record, participation, params, threads, ex)
+    _write(out, run, record, participation, params, threads, ex, n_workers)
     ckpt.clear()

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from equitable_fl import io
+from equitable_fl.coverage import Coverage
+from equitable_fl.dynamics.participation import AvailabilitySummary
 from equitable_fl.grid import EQUITABLE, VANILLA, GridCell
 from equitable_fl.records import CellSummary, SimulatedTime, TimingRecord
 from equitable_fl.tracking import precision, run_card, run_times
@@ -158,6 +160,21 @@ def _simulated_metrics(sim: SimulatedTime | None) -> dict[str, Any]:
     }
 
 
+def _coverage_metrics(cov: Coverage | None) -> dict[str, float]:
+    """An Equitable-FL parent's shares of clients and of training data that ever trained, and vanilla's."""
+    if cov is None:
+        return {}
+    names = ("client_coverage", "data_coverage", "vanilla_client_coverage", "vanilla_data_coverage")
+    return {name: getattr(cov, name) for name in names}
+
+
+def _availability_metrics(section: AvailabilitySummary | None) -> dict[str, float]:
+    """An Equitable-FL parent's dropout rate and its paired vanilla run's; none for a static fleet."""
+    if section is None:
+        return {}
+    return {"dropout_rate": section.dropout_rate, "vanilla_dropout_rate": section.vanilla_dropout_rate}
+
+
 def _vanilla_simulated_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """A vanilla parent's total simulated seconds (and its speed-up over itself, 1); none without a clock."""
     seconds = [r.get("simulated_seconds") for r in history]
@@ -225,6 +242,8 @@ def equitable_cell(spec: Mapping[str, Any]) -> CellRecord:
                 "flop_speedup_training": final.flop_speedup_training,
                 "rounds_speedup": rtt.rounds_speedup,
                 **_simulated_metrics(summary.simulated),
+                **_coverage_metrics(summary.coverage),
+                **_availability_metrics(summary.availability),
                 "rounds_to_target": rtt.rounds_to_target,
                 "vanilla_rounds_to_target": rtt.vanilla_rounds_to_target,
                 "wallclock_speedup": measured.wallclock_speedup,

@@ -2,10 +2,11 @@
 model size, participation.
 
 One module per figure family (``accuracy_round``, ``simulated_time``, ``accuracy_sparsity``,
-``model_size``, ``clients``), so a family can be read and changed without wading through the others;
-``style`` holds the shared look and the one draw-and-save path, ``summaries`` the shared reading of cell
-summaries into numbers. This package only wires them together: the ``FIGURES`` registry that the
-workflow's file lists mirror, and the two entry points used by ``equitable_fl.stages.report``.
+``model_size``, ``clients``; ``sweeps`` for quantities against a swept setting), so a family can be read
+and changed without wading through the others; ``style`` holds the shared look and the one draw-and-save
+path, ``summaries`` the shared reading of cell summaries into numbers. This package only wires them
+together: the ``FIGURES`` and ``SWEEP_PLOTS`` registries that the workflow's file lists mirror, and the
+entry points used by ``equitable_fl.stages.report``.
 
 Nothing here changes global matplotlib state on import or on use: figures are ``Figure`` objects drawn
 under a local ``rc_context`` (see :mod:`equitable_fl.report.figures.style`). Every figure is saved as
@@ -31,13 +32,17 @@ from equitable_fl.report.figures.model_size import plot_model_size
 from equitable_fl.report.figures.simulated_time import plot_accuracy_vs_simulated_time
 from equitable_fl.report.figures.style import save_figure
 from equitable_fl.report.figures.summaries import PlotFn, Summary
+from equitable_fl.report.figures.sweeps import SWEEP_PLOTS, SweepFn
+from equitable_fl.sweep import SweepPoint
 
 __all__ = [
     "CELL_FIGURES",
     "FIGURES",
+    "SWEEP_PLOTS",
     "PlotFn",
     "SparsityPoint",
     "Summary",
+    "SweepFn",
     "plot_accuracy_vs_round",
     "plot_accuracy_vs_simulated_time",
     "plot_accuracy_vs_sparsity",
@@ -48,6 +53,7 @@ __all__ = [
     "sparsity_points",
     "write_all",
     "write_cell",
+    "write_sweeps",
 ]
 
 FIGURES: dict[str, PlotFn] = {
@@ -79,6 +85,21 @@ def write_all(
             written += plot_accuracy_vs_sparsity_table(comparison, out / stem)
         else:
             written += plot(summaries, out / stem)
+    return written
+
+
+def write_sweeps(
+    summaries: Sequence[Summary], points: Sequence[SweepPoint], names: Sequence[str], figures_dir: str | Path
+) -> list[Path]:
+    """The sweep figures ``names`` (keys of ``SWEEP_PLOTS``) as PNG and PDF under ``figures_dir``."""
+    unknown = sorted(set(names) - set(SWEEP_PLOTS))
+    if unknown:
+        raise ValueError(f"unknown sweep figures {unknown}; known: {sorted(SWEEP_PLOTS)}")
+    out = Path(figures_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for stem in names:
+        written += SWEEP_PLOTS[stem](summaries, points, out / stem)
     return written
 
 

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from equitable_fl.report import tables
 from equitable_fl.report.figures import style
-from equitable_fl.report.figures.summaries import Summary, as_float, nanmean
+from equitable_fl.report.figures.summaries import Summary, as_float, nanmean, panel_name
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,10 @@ def sparsity_points(table: pd.DataFrame) -> dict[str, list[SparsityPoint]]:
     if table.empty:
         raise ValueError("no rows to plot")
     points: dict[str, list[SparsityPoint]] = defaultdict(list)
-    for rec in table.sort_values(["dataset", "pruning_rate"], kind="stable").to_dict(orient="records"):
-        points[str(rec["dataset"])].append(
+    order = [c for c in ("dataset", "variant", "pruning_rate") if c in table.columns]
+    for rec in table.sort_values(order, kind="stable").to_dict(orient="records"):
+        variant = rec.get("variant")
+        points[panel_name(rec["dataset"], "" if not isinstance(variant, str) else variant)].append(
             SparsityPoint(
                 rate=float(rec["pruning_rate"]),
                 n_seeds=int(rec["n_seeds"]),

@@ -20,13 +20,19 @@ Summary = Mapping[str, Any]
 PlotFn = Callable[[Sequence[Summary], str | Path], list[Path]]
 
 
+def panel_name(dataset: Any, variant: Any = "") -> str:
+    """A figure row's name: the dataset, and the variant when there is one (``mnist · strict``), so the
+    settings of a sweep are drawn side by side instead of being averaged as if they were seeds."""
+    return f"{dataset} · {variant}" if variant else str(dataset)
+
+
 def by_dataset_and_rate(summaries: Sequence[Summary]) -> dict[str, dict[float, list[Summary]]]:
-    """dataset → pruning rate → summaries sorted by seed."""
+    """dataset (· variant) → pruning rate → summaries sorted by seed."""
     if not summaries:
         raise ValueError("no summaries to plot")
     grid: dict[str, dict[float, list[Summary]]] = defaultdict(lambda: defaultdict(list))
     for s in summaries:
-        grid[str(s["dataset"])][float(s["pruning_rate"])].append(s)
+        grid[panel_name(s["dataset"], s.get("variant", ""))][float(s["pruning_rate"])].append(s)
     return {
         d: {r: sorted(cells, key=lambda s: s.get("seed", 0)) for r, cells in sorted(by_rate.items())}
         for d, by_rate in sorted(grid.items())
