@@ -9,6 +9,7 @@ finishes with weights, masks and metrics identical to a run that was never inter
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -71,6 +72,29 @@ def _results(project: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): digest(p) for p in files}
 
 
+def _wait_until_released(lock: Path, timeout: float = 60) -> None:
+    """Wait until every killed process has let go of the run's folder lock.
+
+    SIGKILL is asynchronous: ``make`` is reaped at once, while Snakemake and its job (which inherit the
+    lock) may take a moment longer to exit on a loaded machine; restarting before then would find the lock
+    held, which is the wrapper's correct answer to a live run, not what this test is about.
+    """
+    deadline = time.monotonic() + timeout
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"a killed process still holds {lock}"
+                time.sleep(0.1)
+                continue
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return
+    finally:
+        os.close(fd)
+
+
 def _finish(proc: subprocess.Popen[str], timeout: float = 600) -> str:
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -98,6 +122,7 @@ def test_sigkill_mid_phase_then_same_command_resumes_to_identical_results(tmp_pa
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: make, Snakemake, the training job
         proc.wait(timeout=30)
+    _wait_until_released(killed / ".snakemake" / "equitable-fl.run.lock")
     assert list((killed / ".snakemake" / "locks").glob("*.lock")), "the kill should leave Snakemake's lock"
     ckpt = killed / "results" / "resume" / "mnist-sample" / "seed0" / "phase1" / ".round-checkpoint"
     assert (ckpt / "manifest.json").is_file()
