@@ -27,6 +27,7 @@ import time
 import torch
 from torch.nn import functional as F
 
+from equitable_fl.allocator import retain_freed_memory
 from equitable_fl.data.mnist_sample import prepare
 from equitable_fl.data.tensors import TensorData
 from equitable_fl.hardware import capabilities
@@ -79,6 +80,7 @@ def main() -> None:
     for name, (default, text) in OPTIONS.items():
         parser.add_argument(f"--{name}", type=int, default=default, help=f"{text} (default {default})")
     args = parser.parse_args()
+    allocator = retain_freed_memory()  # as every training job runs
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
 
@@ -98,7 +100,8 @@ def main() -> None:
             model = build(spec, state, layout)
             mask = Mask.ones_like(model.state_dict(), spec.prunable(model))
             _, size = measure_cost(model, spec, model.state_dict(), mask, dense_model)
-            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            # fused, as the engine's local_train runs it
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, fused=True)
             contenders.append((label, name, model, opt, size, spec))
     for _, name, model, opt, _, _ in contenders:  # warm-up: allocations, oneDNN primitive caches
         timed_steps(model, opt, batches[name])
@@ -109,7 +112,7 @@ def main() -> None:
             times[label, name].append(timed_steps(model, opt, batches[name]))
 
     caps = capabilities()
-    print(f"CPU: {caps.line()}")
+    print(f"CPU: {caps.line()}; {allocator}")
     print(
         f"threads={torch.get_num_threads()} batch={args.batch} steps/call={args.steps} "
         f"repeats={args.repeats} load average before {load_before[0]:.2f} after {os.getloadavg()[0]:.2f} "

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from equitable_fl import io
+from equitable_fl.federation.execution import REFERENCE
 from equitable_fl.stages import train
 
 from . import test_train_stage as stage
@@ -47,3 +50,20 @@ def test_two_workers_write_the_one_thread_results(cell: Cell, tmp_path: Path) ->
 def test_one_worker_is_one_process_with_every_thread(cell: Cell, tmp_path: Path) -> None:
     out = _vanilla(cell, tmp_path / "serial", threads=2, workers=1)
     assert io.read_json(out.timing)["execution"]["workers"] == 0
+
+
+def _checkpoint_key(folder: Path, threads: int, workers: int) -> str:
+    torch.set_num_threads(threads)  # the conftest fixture puts the process's threads back
+    ckpt = train._round_checkpoint(
+        outputs(folder, phase=False), 1, {"x": 1}, REFERENCE, workers, str(folder / "input")
+    )
+    return ckpt.key
+
+
+def test_round_checkpoints_are_keyed_by_the_threads_a_client_trains_on(tmp_path: Path) -> None:
+    (tmp_path / "input").write_bytes(b"same inputs")
+    one_thread = _checkpoint_key(tmp_path, threads=1, workers=0)
+    # worker processes train at one thread: their checkpoints are the 1-thread job's, and resume it
+    assert _checkpoint_key(tmp_path, threads=2, workers=2) == one_thread
+    # one process at two threads sums in another order: its checkpoint must not be resumed at one
+    assert _checkpoint_key(tmp_path, threads=2, workers=0) != one_thread

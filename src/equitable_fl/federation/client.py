@@ -6,6 +6,9 @@ Design choices, with measurements in ``shared/notes/performance.md`` behind them
   batches are gathered by tensor indexing, with no DataLoader or per-sample Python loop;
 - the mask is re-applied in place after every optimiser step instead of being multiplied into the
   forward pass, which would stream the weights twice per step;
+- SGD is PyTorch's fused kernel (weight decay, momentum and update in one pass over each parameter);
+- the process keeps freed memory (:mod:`equitable_fl.allocator`, set up by the job), so the buffers a
+  step frees are reused by the next without faulting pages in again;
 - the client's randomness (batch order) comes only from the task's seed, which the strategy derives from
   (seed, stream, round, client), so a client trains the same bits in any engine and any order.
 
@@ -91,7 +94,12 @@ def local_train(
     model.load_state_dict(global_state)
     model.train()
     opt = torch.optim.SGD(
-        model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
+        model.parameters(),
+        lr=settings.lr,
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+        # one pass over each parameter per step instead of three (measured 1.04× per step on CPU)
+        fused=True,
     )
     total_loss, steps = 0.0, 0
     n = len(indices)

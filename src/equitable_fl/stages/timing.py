@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from equitable_fl import checkpoint, io
+from equitable_fl.allocator import retain_freed_memory
 from equitable_fl.config import TrainSettings
 from equitable_fl.data.prepared import load_prepared
 from equitable_fl.data.tensors import TensorData
@@ -83,6 +84,7 @@ def time_cell(
     """
     timing = TimingSettings.from_config(params["timing"])
     settings = TrainSettings.from_config(params["training"])
+    allocator = retain_freed_memory()  # dense and ticket alike: the ratio is the kernels', not malloc's
     torch.set_num_threads(max(1, int(threads)))
     where = resolve_device(device)
     requested = {"precision": "fp32", "channels_last": False, **(execution or {})}
@@ -90,6 +92,7 @@ def time_cell(
     hardware = capabilities()
     log = logging.getLogger(LOGGER_NAME)
     log.info("machine: %s", hardware.line())
+    log.info(allocator)
     dense, _ = load_contender(dense_card, dense_weights, None, where, ex)
     ticket, ticket_kept = load_contender(ticket_card, ticket_weights, ticket_mask, where, ex)
     data = TensorData.from_prepared(load_prepared(npz, meta), where)

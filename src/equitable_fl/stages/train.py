@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from equitable_fl import checkpoint, cost, io
+from equitable_fl.allocator import retain_freed_memory
 from equitable_fl.config import TrainSettings, slice_json
 from equitable_fl.config.workers import WORKERS_KEY, resolve_workers
 from equitable_fl.data.prepared import load_prepared
@@ -190,10 +191,18 @@ def _write(
 
 
 def _round_checkpoint(
-    out: TrainingOutputs, every: int, params: dict[str, Any], ex: Execution, *inputs: str
+    out: TrainingOutputs, every: int, params: dict[str, Any], ex: Execution, n_workers: int, *inputs: str
 ) -> RoundCheckpoint:
-    """Where a training job keeps its round checkpoints: beside its outputs, keyed by all it depends on."""
-    key = resume_key({"params": params, "execution": ex.describe()}, *inputs)
+    """Where a training job keeps its round checkpoints: beside its outputs, keyed by all it depends on.
+
+    The key holds the threads each client trains on (1 in worker processes): fp32 bits depend on them,
+    so a job resumed with another ``train_threads`` or ``compute.workers`` starts over rather than mix
+    rounds trained at different thread counts.
+    """
+    arithmetic_threads = 1 if n_workers else torch.get_num_threads()
+    key = resume_key(
+        {"params": params, "execution": ex.describe(), "threads_per_client": arithmetic_threads}, *inputs
+    )
     return RoundCheckpoint(Path(out.weights).parent / ".round-checkpoint", int(every), key)
 
 
@@ -202,6 +211,7 @@ def _setup(
 ) -> tuple[torch.device, Execution, int]:
     """Threads, device, execution and worker processes (0: none) for a job, checked before any file."""
     get_engine(engine)  # an unknown compute.engine fails here
+    allocator = retain_freed_memory()  # a bad EQUITABLE_FL_ALLOCATOR fails here, before any file
     torch.set_num_threads(max(1, int(threads)))
     where = resolve_device(device)
     settings = {"precision": "fp32", "channels_last": False, **(execution or {})}
@@ -214,6 +224,7 @@ def _setup(
     n_workers = resolve_workers(workers, threads, where) if engine == "inprocess" else 0
     log = logging.getLogger(LOGGER_NAME)
     log.info("machine: %s", capabilities().line())
+    log.info(allocator)
     log.info(
         "training on %s with %d CPU thread(s)%s, %s, %s layout",
         where,
@@ -273,7 +284,7 @@ def phase(
     )
     dense_spec = spec if dense_card is None else ModelSpec.from_dict(io.read_json(dense_card))
     inputs = (npz, partition_json, clients_json, card, start_weights, start_mask)
-    ckpt = _round_checkpoint(out, checkpoint_every, params, ex, *inputs)
+    ckpt = _round_checkpoint(out, checkpoint_every, params, ex, n_workers, *inputs)
     run, record, participation = _run(
         plan,
         fleet=fleet,
@@ -335,7 +346,7 @@ def vanilla(
         check_budget=mode == "fits_dense",
     )
     ckpt = _round_checkpoint(
-        out, checkpoint_every, params, ex, npz, partition_json, clients_json, card, init_weights
+        out, checkpoint_every, params, ex, n_workers, npz, partition_json, clients_json, card, init_weights
     )
     run, record, participation = _run(
         plan,

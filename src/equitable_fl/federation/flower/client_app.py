@@ -37,6 +37,7 @@ def query(msg: Message, context: Context) -> Message:
 def train(msg: Message, context: Context) -> Message:
     import torch
 
+    from equitable_fl.allocator import retain_freed_memory
     from equitable_fl.federation.client import MaskedParams, train_client
     from equitable_fl.federation.execution import Execution
     from equitable_fl.federation.flower import job as jobfiles
@@ -51,6 +52,7 @@ def train(msg: Message, context: Context) -> Message:
     task = wire.task_from(msg.content["config"])
     if task.client != identity.client:
         raise RuntimeError(f"a task for client {task.client} reached the node of client {identity.client}")
+    retain_freed_memory()  # once per ClientApp process, as in an in-process training job
     torch.set_num_threads(identity.threads or int(setup["threads"]))
     if identity.data is None:  # a simulated node: the job's data
         data, indices = jobfiles.read_data(Path(str(context.run_config["job"])), identity.client)
