@@ -204,7 +204,7 @@ def main() -> None:
     # of them computes at any time, and every variant gets its turn in every round
     ctx = mp.get_context("spawn")
     procs: dict[str, tuple[Connection, BaseProcess]] = {}
-    owner: dict[tuple[str, str], str] = {}
+    times: dict[tuple[str, str], list[float]] = {}  # (allocator, variant) → seconds of each round
     info: dict = {}
     for allocator in ALLOCATORS:
         parent, child = ctx.Pipe()
@@ -212,11 +212,10 @@ def main() -> None:
         proc.start()
         names, info = parent.recv()
         procs[allocator] = (parent, proc)
-        owner.update({(allocator, name): allocator for name in names})
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in owner}
+        times.update({(allocator, name): [] for name in names})
     try:
         for r in range(args.rounds + 1):
-            order = list(owner) if r % 2 == 0 else list(reversed(owner))
+            order = list(times) if r % 2 == 0 else list(reversed(times))
             for allocator, name in order:
                 conn = procs[allocator][0]
                 conn.send((name, r))
