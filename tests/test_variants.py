@@ -67,8 +67,25 @@ def test_threshold_variant_shares_data_partition_and_theta0() -> None:
     assert lay.init_dir(strict) == lay.init_dir(base)
     assert lay.clients(strict) == "results/demo/clients/strict/seed0/clients.json"
     assert lay.phase_dir(strict, 1) == "results/demo/mnist-sample/strict/seed0/phase1"
-    assert lay.vanilla_dir(strict) == "results/demo/mnist-sample/strict/seed0/vanilla"
     assert lay.summary(strict) == "results/demo/mnist-sample/strict/seed0/rate0.5/summary.json"
+    # vanilla FL admits every tier: moving the thresholds does not train the same baseline twice
+    assert lay.vanilla_dir(strict) == lay.vanilla_dir(base) == "results/demo/mnist-sample/seed0/vanilla"
+
+
+def test_thresholds_key_vanilla_when_the_tiers_change_who_is_online() -> None:
+    """With a Markov fleet whose weaker tiers drop more (tier_factor ≠ 1), the tiers decide who is online
+    in vanilla FL too, so a threshold variant of that fleet trains its own vanilla run."""
+    churn = {"process": "markov", "markov": {"tier_factor": 2.0}}
+    raw = demo(strict=STRICT)
+    raw["clients"]["availability"] = churn
+    exp = Experiment.load(raw)
+    lay = Layout(exp.results_dir, exp)
+    base, strict = GridCell("mnist-sample", 0, "0.5"), GridCell("mnist-sample", 0, "0.5", "strict")
+    assert lay.vanilla_dir(strict) == "results/demo/mnist-sample/strict/seed0/vanilla"
+    assert lay.vanilla_dir(base) == "results/demo/mnist-sample/seed0/vanilla"
+    raw["clients"]["availability"] = {**churn, "markov": {"tier_factor": 1.0}}
+    exp = Experiment.load(raw)
+    assert Layout(exp.results_dir, exp).vanilla_dir(strict) == lay.vanilla_dir(base)
 
 
 def test_variant_of_phase3_rounds_shares_everything_before_phase3() -> None:

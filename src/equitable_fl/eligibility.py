@@ -32,7 +32,8 @@ def decide(
 ) -> dict[str, Any]:
     """Eligibility record: per client the verdict and reasons, plus the eligible ids.
 
-    ``admitted_tiers`` None admits every tier (the vanilla baseline).
+    ``admitted_tiers`` None admits every tier (the vanilla baseline); its rows then carry no tier, since
+    one vanilla run serves every variant that moves only the tier thresholds (see ``Experiment.lineage``).
     """
     clients = []
     eligible = []
@@ -48,7 +49,10 @@ def decide(
                     reasons.append(f"{resource}: model needs {need:.4g} {field}, budget is {budget:.4g}")
         if not reasons:
             eligible.append(p.client)
-        clients.append({"client": p.client, "tier": p.tier, "eligible": not reasons, "reasons": reasons})
+        row: dict[str, Any] = {"client": p.client, "eligible": not reasons, "reasons": reasons}
+        if admitted_tiers is not None:
+            row["tier"] = p.tier
+        clients.append(row)
     return {
         "admitted_tiers": None if admitted_tiers is None else sorted(admitted_tiers),
         "check_budget": check_budget,

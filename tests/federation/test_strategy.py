@@ -397,6 +397,10 @@ def test_took_part_counts_by_tier() -> None:
     assert out["admitted_tiers"] == [1, 2]
     assert len(out["clients"]) == 7
     assert s.took_part([])["took_part_by_tier"] == {"1": 0, "2": 0, "3": 0}
+    vanilla = strategy(plan(tiers=None), fleet([1, 2, 3, 1, 2, 2, 3]))
+    out = vanilla.took_part([rec([0, 4])])
+    assert out["took_part"] == [0, 4] and "took_part_by_tier" not in out
+    assert all("tier" not in row for row in out["clients"])
 
 
 def test_round_with_nobody_available_keeps_the_state_and_records_no_training() -> None:

@@ -1,4 +1,4 @@
-"""Two tier-threshold settings side by side: a dry run plans each shared step once."""
+"""Two tier-threshold settings side by side: a dry run plans each shared step once, vanilla FL included."""
 
 from __future__ import annotations
 
@@ -22,7 +22,10 @@ def test_variant_dry_run_shares_what_it_does_not_change(tmp_path: Path) -> None:
     assert len(keys) == len(set(keys)), "a job is planned twice"
     # shared by both settings: the data, the partition and θ0
     assert per_rule["prepare"] == 1 and per_rule["partition"] == 1 and per_rule["init_model"] == 1
-    # keyed by the setting: the clients and everything downstream of them
-    assert per_rule["clients"] == 2 and per_rule["phase1"] == 2 and per_rule["vanilla"] == 2
+    # keyed by the setting: the clients and the phases, which admit clients by tier
+    assert per_rule["clients"] == 2 and per_rule["phase1"] == 2
+    # vanilla FL admits every tier: one baseline serves both settings
+    assert per_rule["vanilla"] == 1
+    assert [j.wildcards.get("vdir", "") for j in jobs if j.rule == "vanilla"] == [""]
     assert per_rule["summarise_cell"] == 2 * 2  # 2 settings × 2 pruning rates
     assert {j.wildcards.get("vdir", "") for j in jobs if j.rule == "clients"} == {"", "strict/"}

@@ -220,6 +220,15 @@ class Experiment:
         """What the clients step (resources, scores, tiers) depends on."""
         return {k: copy.deepcopy(self.cfg["clients"][k]) for k in ("count", "resources", "tiers")}
 
+    def _vanilla_clients_slice(self) -> dict[str, Any]:
+        """What vanilla FL reads of the clients: it admits every tier, so the tier thresholds matter only
+        when they change who is online (availability with ``tier_factor`` ≠ 1). Without that, variants
+        that move only the thresholds share one vanilla run instead of training the same baseline again."""
+        clients = self.clients_slice()
+        if not AvailabilitySettings.from_config(self.cfg["clients"]["availability"]).reads_tiers:
+            del clients["tiers"]
+        return clients
+
     def partition_slice(self) -> dict[str, Any]:
         return {k: copy.deepcopy(self.cfg["clients"][k]) for k in ("count", "partition")}
 
@@ -239,7 +248,7 @@ class Experiment:
         if step == "clients":
             return {"clients": out["clients"]}
         if step == "vanilla":
-            return {**out, "vanilla": self.vanilla_slice(0)}
+            return {**out, "clients": self._vanilla_clients_slice(), "vanilla": self.vanilla_slice(0)}
         last = self.num_phases if step == "summary" else int(k or 1)
         out["phases"] = [self.phase_slice(j, 0) for j in range(1, last + 1)]
         if step in ("prune", "summary") or last > 1:

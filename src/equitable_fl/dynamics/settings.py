@@ -89,6 +89,14 @@ class AvailabilitySettings:
         return out
 
     @property
+    def reads_tiers(self) -> bool:
+        """Whether who is online depends on a client's tier (a Markov chain with ``tier_factor`` ≠ 1).
+
+        Only then does a step that admits every tier (vanilla FL) depend on the tier thresholds.
+        """
+        return self.process == "markov" and float(self.tier_factor or 1.0) != 1.0
+
+    @property
     def static(self) -> bool:
         """Everyone online every round with the drawn resources: the paper's setting."""
         return self.process == "always" and self.noise_compute == 0.0 and self.noise_bandwidth == 0.0

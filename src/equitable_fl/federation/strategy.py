@@ -242,11 +242,10 @@ class EquitableStrategy:
     def took_part(self, history: Sequence[RoundRecord]) -> dict[str, Any]:
         """The participation record of the phase: eligibility verdicts plus who actually trained."""
         took_part = sorted({c for r in history for c in r.clients})
-        tiers = {p.client: p.tier for p in self.profiles}
-        return {
-            **self.participation,
-            "took_part": took_part,
-            "took_part_by_tier": {
+        out = {**self.participation, "took_part": took_part}
+        if self.plan.admitted_tiers is not None:  # vanilla FL's record is tier-blind, as its eligibility
+            tiers = {p.client: p.tier for p in self.profiles}
+            out["took_part_by_tier"] = {
                 str(t): sum(tiers[c] == t for c in took_part) for t in sorted(set(tiers.values()))
-            },
-        }
+            }
+        return out
