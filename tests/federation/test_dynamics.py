@@ -84,6 +84,18 @@ def test_eligibility_is_rechecked_every_round_on_that_rounds_resources() -> None
     assert [t.client for t in s.configure_round(2, s.available(2))] == [0, 1]
 
 
+def test_the_participation_record_keeps_every_rounds_eligibility() -> None:
+    low = ClientRound(compute=0.5)
+    run, s = _run({1: [ON, low, ON], 2: [low, ON, ON], 3: [ON] * 3}, rounds=3, check_budget=True)
+    took = s.took_part(run.history)
+    assert took["eligible"] == [0, 1, 2]
+    assert took["eligible_by_round"] == {"1": [0, 2], "2": [1, 2], "3": [0, 1, 2]}
+    assert [r.clients for r in run.history] == [[0, 2], [1, 2], [0, 1, 2]]
+    # a phase resumed after round 2 knows rounds 1 and 2 only from its history: same record
+    fresh = _strategy({1: [ON, low, ON], 2: [low, ON, ON], 3: [ON] * 3}, rounds=3, check_budget=True)
+    assert fresh.took_part(run.history) == took
+
+
 def test_a_dropout_sends_nothing_and_the_round_lasts_as_long_as_its_slowest_finisher() -> None:
     # client 2 is the slowest (25 samples at 2e7 FLOP/s) and leaves half-way through the scheduled round
     clock = _clock([1e8, 1e8, 2e7])
@@ -142,6 +154,7 @@ def test_a_static_fleet_writes_no_dropouts() -> None:
     s = strategy(plan(rounds=1, train=TRAIN), [profile(i) for i in range(3)], SIZES, mask=mask)
     run = InProcessEngine().run(s, model, ticket, make_data(), split_clients(60, SIZES))
     assert run.history[0].dropouts is None and "dropouts" not in run.history[0].metrics()
+    assert "eligible_by_round" not in s.took_part(run.history)
 
 
 def test_the_dynamics_and_an_engines_connected_nodes_are_both_required() -> None:

@@ -240,9 +240,17 @@ class EquitableStrategy:
         return record
 
     def took_part(self, history: Sequence[RoundRecord]) -> dict[str, Any]:
-        """The participation record of the phase: eligibility verdicts plus who actually trained."""
+        """The participation record of the phase: eligibility verdicts plus who actually trained.
+
+        With dynamics, ``eligible_by_round`` maps each global round to the clients eligible on that round's
+        resources (what the cohort was drawn from, before availability): ``eligible`` is the verdict on the
+        drawn resources. Re-decided here from the dynamics, which are a function of the round, so a phase
+        resumed from a round checkpoint writes the same record.
+        """
         took_part = sorted({c for r in history for c in r.clients})
         out = {**self.participation, "took_part": took_part}
+        if self.hooks.dynamics is not None:
+            out["eligible_by_round"] = {str(r.global_round): self.eligible_at(r.round) for r in history}
         if self.plan.admitted_tiers is not None:  # vanilla FL's record is tier-blind, as its eligibility
             tiers = {p.client: p.tier for p in self.profiles}
             out["took_part_by_tier"] = {
