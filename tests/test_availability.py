@@ -156,11 +156,13 @@ def test_bad_trace_rows_fail_the_config_before_any_job(tmp_path: Path) -> None:
         Experiment.load(_demo(process="trace", trace={"path": str(trace)}))
 
 
-def test_dynamic_fleet_needs_the_inprocess_engine() -> None:
+def test_a_dynamic_fleet_runs_on_either_engine_with_the_same_slices() -> None:
+    """The Flower engine gets the fleet's dynamics in its job folder (tests/flower): same params."""
     raw = _demo(process="markov")
+    inprocess = Experiment.load(raw)
     raw["compute"]["engine"] = "flower"
     raw["compute"]["flower"] = {"connection": "local"}
-    with pytest.raises(
-        ConfigError, match=r"clients\.availability\.process: 'markov' .*compute\.engine inprocess"
-    ):
-        Experiment.load(raw)
+    flower = Experiment.load(raw)
+    assert flower.phase_slice(2, 0) == inprocess.phase_slice(2, 0)
+    assert flower.phase_slice(2, 0)["availability"]["process"] == "markov"
+    assert flower.vanilla_slice(0) == inprocess.vanilla_slice(0)

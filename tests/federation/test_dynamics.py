@@ -5,6 +5,7 @@ simulated time set by the clients that finished. Real strategy, real engine, rea
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import torch
 
@@ -163,3 +164,18 @@ def test_the_dynamics_and_an_engines_connected_nodes_are_both_required() -> None
     hooks = StrategyHooks(availability=lambda rnd: [1, 2], dynamics=dynamics)
     s = strategy(plan(rounds=1, train=TRAIN), profiles, SIZES, hooks=hooks)
     assert s.available(1) == [2]
+
+
+def test_dynamics_travel_to_another_process_exactly() -> None:
+    """What a Flower ServerApp rebuilds from the job folder: the same conditions and clock, to the bit."""
+    conditions = {
+        4: [ON, ClientRound(available=False), ClientRound(compute=0.1 + 0.2, leaves_at_fraction=1 / 3)],
+        5: [ClientRound(bandwidth=2.5e-7, leaves_after_seconds=12.75), ON, ON],
+    }
+    s = _strategy(conditions, clock=_clock([1e8, 3.3e7, 2e7]))
+    dynamics = s.hooks.dynamics
+    assert dynamics is not None
+    text = json.dumps(dynamics.to_json())
+    again = FleetDynamics.from_json(json.loads(text), dynamics.profiles)
+    assert again == dynamics
+    assert again.online(4) == [0, 2] and again.profiles_at(4) == dynamics.profiles_at(4)

@@ -32,11 +32,14 @@ AFFORD_DENSE = {"distribution": "uniform", "low": 1.2, "high": 1.6, "jitter": 0.
 TINY_CNN = {"arch": "cnn28", "channels": [4, 8], "hidden": 16}
 
 
-def experiment(rounds: list[int]) -> Experiment:
-    """The tiny experiment with ``rounds[k-1]`` rounds in phase k (phase 1 rewinds to θ0)."""
+def experiment(rounds: list[int], availability: dict[str, Any] | None = None) -> Experiment:
+    """The tiny experiment with ``rounds[k-1]`` rounds in phase k (phase 1 rewinds to θ0), on a static
+    fleet or with ``clients.availability``."""
     cfg: dict[str, Any] = {"pruning": {"rewind_round": 0}, "phases": [{"rounds": r} for r in rounds]}
     cfg["training"] = {"local_epochs": 1, "batch_size": 16, "eval_batch_size": 100}
     cfg["clients"] = {**FLEET, "resources": AFFORD_DENSE}
+    if availability is not None:
+        cfg["clients"]["availability"] = availability
     cfg["datasets"] = {"mnist-sample": {"model": TINY_CNN}}
     cfg["grid"] = {"datasets": ["mnist-sample"], "pruning_rates": [RATE], "seeds": [SEED]}
     return Experiment.load(cfg)

@@ -94,11 +94,6 @@ def config_problems(cfg: Mapping[str, Any], where: str = "") -> list[str]:
     key = "clients.availability"
     if s.static:
         return out
-    if cfg["compute"]["engine"] != "inprocess":
-        out.append(
-            f"{key}.process: {s.process!r} (or noise) needs compute.engine inprocess, got "
-            f"{cfg['compute']['engine']!r}; allowed: process always with no noise on the Flower engine"
-        )
     if s.process == "trace":
         out += _trace_problems(s, cfg)
     if s.process == "trace" and s.trace_format == "fedscale" and not cfg["clients"]["resources"]["devices"]:

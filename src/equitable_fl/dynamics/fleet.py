@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from equitable_fl.dynamics.conditions import ClientRound, RoundConditions
 from equitable_fl.fleet_time import Device, RoundClock, round_seconds
@@ -78,6 +78,21 @@ class FleetDynamics:
                 raise ValueError(
                     f"round {g}: conditions for {len(states)} clients but the fleet has {len(self.profiles)}"
                 )
+
+    def to_json(self) -> dict[str, Any]:
+        """The conditions and the clock, for a process that runs the strategy elsewhere (a Flower
+        ServerApp); the profiles are the fleet's, which that process learns from its nodes."""
+        return {
+            "conditions": {str(g): [dataclasses.asdict(s) for s in st] for g, st in self.conditions.items()},
+            "clock": None if self.clock is None else dataclasses.asdict(self.clock),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], profiles: Sequence[ClientProfile]) -> FleetDynamics:
+        c = d["clock"]
+        clock = None if c is None else RoundClock(**{**c, "devices": [Device(**x) for x in c["devices"]]})
+        conditions = {int(g): [ClientRound(**s) for s in st] for g, st in d["conditions"].items()}
+        return cls(conditions, list(profiles), clock)
 
     def states(self, g: int) -> Sequence[ClientRound]:
         if g not in self.conditions:

@@ -111,6 +111,7 @@ class FlowerEngine:
             runtime=settings.runtime,
             wait_for_nodes_seconds=settings.wait_for_nodes_seconds,
             round_timeout_seconds=settings.round_timeout_seconds,
+            dynamics=None if strategy.hooks.dynamics is None else strategy.hooks.dynamics.to_json(),
         )
         simulated = f"num-supernodes={len(strategy.profiles)}" if settings.runtime == "simulation" else None
         with tempfile.TemporaryDirectory(prefix="equitable-fl-flower-", dir=settings.workdir) as tmp:

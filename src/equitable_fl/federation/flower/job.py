@@ -5,7 +5,9 @@ of its own (``flwr-serverapp``, spawned by the SuperLink's SuperExec). The job's
 writes the phase into a folder that the ServerApp reads (its path is the run config value ``job``):
 
 - ``job.json``: the :class:`PhasePlan`, the fleet as the job knows it (client profiles and sample counts),
-  the model spec, the phase and dense model costs, execution (precision, layout) and threads;
+  the model spec, the phase and dense model costs, execution (precision, layout), threads and, for a
+  dynamic fleet (``clients.availability``), every round's conditions and the simulated clock, so the
+  ServerApp's strategy sees who is online, what each affords and who leaves exactly as the job's does;
 - ``start.safetensors`` (the phase's starting weights), ``mask.safetensors`` (its ticket's mask);
 - ``data.safetensors``: the test split and normaliser for the server's evaluation; for the simulation
   runtime also the training split and every client's sample indices (simulated nodes have no data of
@@ -29,9 +31,10 @@ from equitable_fl import checkpoint, io
 from equitable_fl.config import TrainSettings
 from equitable_fl.cost import ModelCost
 from equitable_fl.data.tensors import Normaliser, TensorData
+from equitable_fl.dynamics.fleet import FleetDynamics
 from equitable_fl.federation.client import State
 from equitable_fl.federation.execution import Execution
-from equitable_fl.federation.strategy import EquitableStrategy, PhasePlan
+from equitable_fl.federation.strategy import EquitableStrategy, PhasePlan, StrategyHooks
 from equitable_fl.mask import Mask
 from equitable_fl.modelspec import ModelSpec
 from equitable_fl.records import RoundRecord
@@ -56,6 +59,7 @@ class Job:
     runtime: str
     wait_for_nodes_seconds: float
     round_timeout_seconds: float
+    dynamics: dict[str, Any] | None = None  # FleetDynamics.to_json(); None: a static fleet
 
     def strategy(
         self, mask: Mapping[str, torch.Tensor], profiles: Sequence[ClientProfile]
@@ -68,6 +72,9 @@ class Job:
             mask=mask,
             model_cost=self.model_cost,
             dense_cost=self.dense_cost,
+            hooks=StrategyHooks(
+                dynamics=None if self.dynamics is None else FleetDynamics.from_json(self.dynamics, profiles)
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -85,6 +92,7 @@ class Job:
             "runtime": self.runtime,
             "wait_for_nodes_seconds": self.wait_for_nodes_seconds,
             "round_timeout_seconds": self.round_timeout_seconds,
+            "dynamics": self.dynamics,
         }
 
     @classmethod
@@ -110,6 +118,7 @@ class Job:
             runtime=str(d["runtime"]),
             wait_for_nodes_seconds=float(d["wait_for_nodes_seconds"]),
             round_timeout_seconds=float(d["round_timeout_seconds"]),
+            dynamics=d.get("dynamics"),
         )
 
 

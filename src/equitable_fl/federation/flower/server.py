@@ -5,8 +5,9 @@
    on real devices, what resources and tier it has (its node config; :mod:`.node`).
 2. :class:`EquitableFedAvg`, a ``flwr.serverapp.strategy.FedAvg`` whose choices are all
    :class:`~equitable_fl.federation.strategy.EquitableStrategy`'s: ``configure_train`` asks it for the
-   round's cohort among the eligible clients whose node is connected and sends each task (with its seed)
-   to that node; ``aggregate_train`` puts the replies in cohort order and lets it average them with the
+   round's cohort among the eligible clients whose node is connected (and, for a dynamic fleet, who are
+   online by the job's conditions; members that would leave before finishing get no task) and sends
+   each task (with its seed) to that node; ``aggregate_train`` puts the replies in cohort order and lets it average them with the
    mask re-applied; the server-side evaluation then evaluates the global model and has it account the
    round. Byte counts are the lengths of the payloads sent and received.
 
@@ -98,6 +99,7 @@ class _Round:
     bytes_down: int = 0
     bytes_up: int = 0
     train_seconds: float = 0.0
+    payload_bytes: int = 0  # one model download this round
 
 
 class EquitableFedAvg(FedAvg):
@@ -126,10 +128,15 @@ class EquitableFedAvg(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        online = set(grid.get_node_ids())
-        available = [c for c, n in self.fleet.nodes.items() if n in online]
+        connected = set(grid.get_node_ids())
+        available = [c for c, n in self.fleet.nodes.items() if n in connected]
+        scheduled = self.policy.available(server_round)  # a dynamic fleet's clients online (None: all)
+        if scheduled is not None:
+            online = set(scheduled)
+            available = [c for c in available if c in online]
         tasks = self.policy.configure_round(server_round, available)
-        self.round = _Round(tasks=tasks, bytes_down=wire.payload_size(arrays) * len(tasks))
+        payload = wire.payload_size(arrays)
+        self.round = _Round(tasks=tasks, bytes_down=payload * len(tasks), payload_bytes=payload)
         log(INFO, "equitable-fl: round %d, clients %s", server_round, [t.client for t in tasks])
         return [
             Message(
@@ -176,7 +183,10 @@ class EquitableFedAvg(FedAvg):
         )
         r = self.round
         record = self.policy.account(server_round, r.tasks, r.updates, accuracy, loss, r.train_seconds)
-        record.bytes_down, record.bytes_up = r.bytes_down, r.bytes_up  # measured: payloads sent, received
+        # measured: payloads sent and received; a dropout of a dynamic fleet is charged the download it
+        # would have had, as in the in-process engine (it is never sent a task: it leaves before finishing)
+        dropped = len(self.policy.dropouts(server_round))
+        record.bytes_down, record.bytes_up = r.bytes_down + r.payload_bytes * dropped, r.bytes_up
         self.history.append(record)
         self.tasks.append([(t.client, t.seed) for t in r.tasks])
         if server_round in self.job.plan.snapshot_rounds:
