@@ -7,9 +7,9 @@
    :class:`~equitable_fl.federation.strategy.EquitableStrategy`'s: ``configure_train`` asks it for the
    round's cohort among the eligible clients whose node is connected (and, for a dynamic fleet, who are
    online by the job's conditions; members that would leave before finishing get no task) and sends
-   each task (with its seed) to that node; ``aggregate_train`` puts the replies in cohort order and lets it average them with the
-   mask re-applied; the server-side evaluation then evaluates the global model and has it account the
-   round. Byte counts are the lengths of the payloads sent and received.
+   each task (with its seed) to that node; ``aggregate_train`` puts the replies in cohort order and
+   lets it average them with the mask re-applied; the server-side evaluation then evaluates the global
+   model and has it account the round. Byte counts are the lengths of the payloads sent and received.
 
 Replies come back in any order; aggregating them in cohort order, as the in-process engine does, makes
 the average the same sum in the same order.
