@@ -13,7 +13,7 @@ from .snakemake_runner import Job, jobs_run, run, tiny_config, write_config
 
 pytestmark = pytest.mark.workflow
 
-PER_SETTING = ("clients", "phase1", "vanilla")
+PER_SETTING = ("clients", "phase1")
 
 
 def _plan(tmp_path: Path, variants: dict) -> tuple[list[Job], Counter[str]]:
@@ -47,6 +47,8 @@ def test_two_threshold_variants_share_data_partition_and_theta0(tmp_path: Path) 
     for rule in PER_SETTING:
         assert per_rule[rule] == 3, rule
     assert {j.wildcards.get("vdir", "") for j in jobs if j.rule == "phase1"} == {"", "loose/", "two-tiers/"}
+    # vanilla FL never reads the tiers and all three train 6 rounds: one baseline for the three settings
+    assert per_rule["vanilla"] == 1
     assert per_rule["summarise_cell"] == 3 * 2 and per_rule["phase"] == 3 * 2 * 2  # × 2 rates (× phases 2, 3)
     # the figures against the thresholds are drawn once, over every setting
     assert per_rule["sweep_figures"] == 1 and per_rule["tables_and_figures"] == 1
